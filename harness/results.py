@@ -1,0 +1,321 @@
+"""Read a study's runs out of the results database as pandas frames, for reports and notebooks.
+
+Example::
+
+    from harness.results import runs_frame, curves_frame
+    runs = runs_frame("sqlite:///results.sqlite", "full_factorial", status="complete")
+    runs.groupby("optimizer")["test_acc"].mean()
+    curves = curves_frame("sqlite:///results.sqlite", "full_factorial", "val_acc")
+
+Everything here only reads: no table is ever created, so pointing it at a database that a study
+is still writing is safe, and a mistyped path is an error rather than a new empty database.
+Factor columns hold canonical level labels (``hybrid(switch_at=0.5)``); metric columns hold
+floats with NaN and ±inf decoded. ``frame.attrs["levels"]`` maps each factor of the study spec to
+its level labels, reference first, which is what :mod:`harness.report` compares against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, create_engine, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+import tricks
+from harness.db import (
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    Run,
+    RunCurve,
+    RunFactor,
+    RunMetric,
+    SchemaInfo,
+    Study,
+    decode_float,
+)
+from harness.errors import StorageError
+from tricks._registry import TrickError
+
+__all__ = [
+    "DEFAULT_DB_URL",
+    "RUN_COLUMNS",
+    "connect",
+    "curves_frame",
+    "level_label",
+    "list_studies",
+    "runs_frame",
+    "study_info",
+    "study_levels",
+]
+
+DEFAULT_DB_URL = "sqlite:///results.sqlite"
+
+#: Statuses the runner writes besides harness.db.RUN_STATUSES (a search trial Optuna pruned).
+EXTRA_STATUSES = ("pruned",)
+
+#: Columns every runs frame has besides its factor and metric columns.
+RUN_COLUMNS = ("run_id", "run_key", "status", "seed", "position", "wall_time_s", "host",
+               "device", "started_at", "finished_at", "error", "versions", "config")
+
+
+@contextlib.contextmanager
+def connect(db: str | Engine | None) -> Iterator[Engine]:
+    """An engine on ``db`` (URL, Engine or None for the default), checked to hold our tables.
+
+    An engine we create is disposed on exit; one passed in is left to its owner.
+    """
+    if isinstance(db, Engine):
+        _check_schema(db, str(db.url))
+        yield db
+        return
+    url_text = db or DEFAULT_DB_URL
+    try:
+        url = make_url(url_text)
+    except ArgumentError:
+        raise StorageError(f"'{url_text}' is not a database URL (expected e.g. "
+                           f"{DEFAULT_DB_URL} or postgresql+psycopg://host/db)") from None
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        # SQLite would silently create an empty file: a typo must not look like an empty study.
+        if path in ("", ":memory:") or path.startswith("file:"):
+            raise StorageError(f"'{url_text}': no results database file named (expected "
+                               f"sqlite:///PATH)")
+        if not Path(path).is_file():
+            raise StorageError(f"results database '{path}' does not exist (run a study first: "
+                               f"bsnn-bench run STUDY.yaml --db {url_text})")
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ImportError) as exc:
+        raise StorageError(f"cannot open database '{url_text}': {exc}") from None
+    try:
+        _check_schema(engine, url_text)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _check_schema(engine: Engine, where: str) -> None:
+    try:
+        tables = set(inspect(engine).get_table_names())
+        if "bench_studies" not in tables or "bench_runs" not in tables:
+            raise StorageError(f"'{where}' holds no bsnn-bench results (no bench_studies / "
+                               f"bench_runs tables)")
+        if "bench_schema" in tables:
+            with engine.connect() as conn:
+                version = conn.execute(select(SchemaInfo.version)).scalar()
+            if version is not None and version != SCHEMA_VERSION:
+                raise StorageError(
+                    f"'{where}' has results schema version {version}; this bsnn-bench reads "
+                    f"version {SCHEMA_VERSION} (upgrade it with: bsnn-bench run STUDY.yaml "
+                    f"--db {where}, or use the bsnn-bench release that wrote it)")
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read database '{where}': {exc.__class__.__name__}: "
+                           f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
+
+
+def list_studies(db: str | Engine | None) -> list[str]:
+    """Names of every study in the database, in creation order."""
+    with connect(db) as engine, engine.connect() as conn:
+        return list(conn.execute(select(Study.name).order_by(Study.id)).scalars())
+
+
+def _study_row(session: Session, study: str) -> Study:
+    row = session.scalars(select(Study).where(Study.name == study)).first()
+    if row is None:
+        known = session.scalars(select(Study.name).order_by(Study.id)).all()
+        listing = ", ".join(repr(n) for n in known) or "none"
+        raise StorageError(f"no study named {study!r} in the database (studies: {listing})")
+    return row
+
+
+def study_info(db: str | Engine | None, study: str) -> dict[str, Any]:
+    """The study's row: name, design, spec (as loaded from YAML), spec_hash, created_at."""
+    with connect(db) as engine, Session(engine) as session:
+        s = _study_row(session, study)
+        return {"name": s.name, "design": s.design, "spec": s.spec, "spec_hash": s.spec_hash,
+                "created_at": s.created_at}
+
+
+def level_label(factor: str, level: Any) -> str:
+    """Canonical label of one level as the database stores it.
+
+    Trick factors use the registry's label; run-configuration paths (``dataset.time_steps``) the
+    value formatted by :func:`tricks.format_value` (``None`` as ``none``, a mapping as
+    ``{key=value, ...}``). A level of a trick this installation does not know still gets a
+    readable label, so databases written with third-party tricks stay reportable.
+    """
+    if factor in tricks.registry():
+        try:
+            return tricks.make(factor, level).label()
+        except TrickError:
+            try:
+                name, params = tricks.parse_spec(level)
+            except TrickError:
+                return _value_label(level)
+            shown = [f"{k}={tricks.format_value(v)}" for k, v in params.items()]
+            return f"{name}({', '.join(shown)})" if shown else name
+    return _value_label(level)
+
+
+def _value_label(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}={_value_label(v)}" for k, v in sorted(value.items())) + "}"
+    if value is None:
+        return "none"
+    return tricks.format_value(value)
+
+
+def study_levels(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``{factor: [level labels]}`` of a study spec, the reference (first) level first."""
+    factors = spec.get("factors") or {}
+    if not isinstance(factors, Mapping):
+        return {}
+    out: dict[str, list[str]] = {}
+    for factor, levels in factors.items():
+        seq = levels if isinstance(levels, list | tuple) else [levels]
+        labels: list[str] = []
+        for level in seq:
+            label = level_label(str(factor), level)
+            if label not in labels:
+                labels.append(label)
+        out[str(factor)] = labels
+    return out
+
+
+def _check_status(status: str | Sequence[str] | None) -> list[str] | None:
+    if status is None:
+        return None
+    wanted = [status] if isinstance(status, str) else list(status)
+    known = (*RUN_STATUSES, *EXTRA_STATUSES)
+    bad = [s for s in wanted if s not in known]
+    if bad:
+        raise StorageError(f"unknown run status {bad[0]!r} (expected one of: "
+                           f"{', '.join(known)})")
+    return wanted
+
+
+def _merge_levels(spec_levels: dict[str, list[str]], observed: pd.DataFrame,
+                  factors: list[str]) -> dict[str, list[str]]:
+    """Spec level order, extended by labels found in the runs (the spec may have grown)."""
+    levels: dict[str, list[str]] = {}
+    ordered = observed.sort_values(["position", "run_id"]) if len(observed) else observed
+    for factor in factors:
+        labels = list(spec_levels.get(factor, []))
+        if factor in ordered:
+            seen = [v for v in ordered[factor].dropna().unique().tolist() if v not in labels]
+            if labels and not any(lab in set(ordered[factor]) for lab in labels):
+                # None of the spec's labels were stored (labels changed between versions):
+                # fall back on run order, whose first run is the reference combination.
+                labels = []
+                seen = ordered[factor].dropna().unique().tolist()
+            labels.extend(seen)
+        levels[factor] = labels
+    return levels
+
+
+def runs_frame(db: str | Engine | None, study: str, *,
+               status: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per run of ``study``: identity, a column per factor and per final metric, provenance.
+
+    Columns: ``run_id, run_key, status, seed``, the factors (level labels, spec order), the
+    final metrics (floats, NaN/±inf decoded), then ``position, wall_time_s, host, device,
+    started_at, finished_at, error, versions, config``. ``status`` keeps only runs with that
+    status (or any of several). ``attrs`` holds ``study``, ``design``, ``spec``, ``factors``,
+    ``levels`` and ``metrics``.
+    """
+    wanted = _check_status(status)
+    with connect(db) as engine, Session(engine) as conn:
+        s = _study_row(conn, study)
+        query = select(Run).where(Run.study_id == s.id).order_by(Run.position, Run.id)
+        if wanted is not None:
+            query = query.where(Run.status.in_(wanted))
+        runs = list(conn.scalars(query))
+        ids = [r.id for r in runs]
+        factor_rows = conn.execute(
+            select(RunFactor.run_id, RunFactor.factor, RunFactor.level)
+            .join(Run, Run.id == RunFactor.run_id).where(Run.study_id == s.id)).all()
+        metric_rows = conn.execute(
+            select(RunMetric.run_id, RunMetric.name, RunMetric.value, RunMetric.special)
+            .join(Run, Run.id == RunMetric.run_id).where(Run.study_id == s.id)).all()
+        spec, design = s.spec, s.design
+
+    keep = set(ids)
+    base = pd.DataFrame([{
+        "run_id": r.id, "run_key": r.run_key, "status": r.status, "seed": r.seed,
+        "position": r.position, "wall_time_s": r.wall_time_s, "host": r.host,
+        "device": r.device, "started_at": r.started_at, "finished_at": r.finished_at,
+        "error": r.error, "versions": r.versions, "config": r.config} for r in runs],
+        columns=list(RUN_COLUMNS))
+    base["wall_time_s"] = base["wall_time_s"].astype(float)
+
+    spec_levels = study_levels(spec if isinstance(spec, Mapping) else {})
+    stored_factors = list(dict.fromkeys(f for _, f, _ in factor_rows))
+    factors = list(spec_levels) + [f for f in stored_factors if f not in spec_levels]
+    fac = pd.DataFrame([(i, f, lv) for i, f, lv in factor_rows if i in keep],
+                       columns=["run_id", "factor", "level"])
+    fac_wide = (fac.pivot(index="run_id", columns="factor", values="level")
+                if len(fac) else pd.DataFrame(index=pd.Index([], name="run_id")))
+    met = pd.DataFrame([(i, n, decode_float(v, sp)) for i, n, v, sp in metric_rows if i in keep],
+                       columns=["run_id", "name", "value"])
+    met_wide = (met.pivot(index="run_id", columns="name", values="value")
+                if len(met) else pd.DataFrame(index=pd.Index([], name="run_id")))
+    # Columns do not depend on the status filter: every metric any run of the study recorded.
+    metrics = sorted({n for _, n, _, _ in metric_rows})
+
+    clash = (set(factors) | set(metrics)) & set(RUN_COLUMNS)
+    clash |= set(factors) & set(metrics)
+    if clash:
+        raise StorageError(f"study {study!r}: factor or metric name {sorted(clash)[0]!r} clashes "
+                           f"with another column of the runs frame")
+
+    frame = base.set_index("run_id")
+    for factor in factors:
+        col = fac_wide[factor] if factor in fac_wide else pd.Series(dtype=object)
+        frame[factor] = col.reindex(frame.index).astype(object)
+    for metric in metrics:
+        col = met_wide[metric] if metric in met_wide else pd.Series(dtype=float)
+        frame[metric] = col.reindex(frame.index).astype(float)
+    frame = frame.reset_index()
+    ident = ["run_id", "run_key", "status", "seed"]
+    rest = [c for c in RUN_COLUMNS if c not in ident]
+    frame = frame[ident + factors + metrics + rest]
+    frame.attrs.update({
+        "study": study, "design": design, "spec": spec,
+        "factors": [f for f in factors if f in spec_levels] or factors,
+        "levels": _merge_levels(spec_levels, frame, factors),
+        "metrics": metrics,
+    })
+    return frame
+
+
+def curves_frame(db: str | Engine | None, study: str, metric: str, *,
+                 status: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Learning curve ``metric`` of every run of ``study`` in long form.
+
+    Columns: ``run_id, status``, the factors (level labels), ``seed, epoch, value``; one row per
+    (run, epoch), sorted by run and epoch. ``attrs`` as in :func:`runs_frame`.
+    """
+    runs = runs_frame(db, study, status=status)
+    with connect(db) as engine, Session(engine) as conn:
+        s = _study_row(conn, study)
+        rows = conn.execute(
+            select(RunCurve.run_id, RunCurve.epoch, RunCurve.value, RunCurve.special)
+            .join(Run, Run.id == RunCurve.run_id)
+            .where(Run.study_id == s.id, RunCurve.name == metric)
+            .order_by(RunCurve.run_id, RunCurve.epoch)).all()
+    factors = [c for c in runs.attrs["levels"]]
+    long = pd.DataFrame([(i, e, decode_float(v, sp)) for i, e, v, sp in rows],
+                        columns=["run_id", "epoch", "value"])
+    long["value"] = long["value"].astype(float)
+    meta = runs[["run_id", "status", *factors, "seed"]]
+    out = meta.merge(long, on="run_id", how="inner")
+    out = out.sort_values(["run_id", "epoch"], kind="stable").reset_index(drop=True)
+    out.attrs.update(runs.attrs)
+    out.attrs["metric"] = metric
+    return out
