@@ -35,7 +35,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     return run_study_command(args.spec, db=args.db, workers=args.workers,
                              max_runs=args.max_runs, dry_run=args.dry_run,
-                             progress=not args.quiet)
+                             progress=not args.quiet, retry_failed=args.retry_failed)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-runs", type=int, default=None, help="stop after K runs (this command)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and an estimate only")
     p.add_argument("--quiet", action="store_true", help="no live progress display")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run failed runs again (by default a failed run stays failed)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="regenerate reports/ from the results database")
