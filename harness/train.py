@@ -1,0 +1,481 @@
+"""One training run: a RunConfig in, a :class:`RunResult` (metrics, curves, status) out.
+
+The run is a Lightning fit of :class:`BSNNModule`. The optimizer level builds the optimizer for
+the phase that :class:`OptimizerSwitch` keeps in its checkpointed state, so a hybrid switch
+survives a resume from before or after it; the learning-rate schedule is rebuilt on the new
+optimizer and advanced to the current epoch, so it continues where it was.
+
+Per epoch the curves ``train_loss``, ``train_acc``, ``val_acc``, ``lr`` (in effect at the
+epoch's start, after any switch) and ``sign_flip_rate`` (fraction of binary weights whose sign
+changed during the epoch) are recorded. At the end, the best-validation weights (kept in memory,
+the earliest best on ties) are evaluated on the test split (``test_acc``) and after the
+post-hoc shift-BN conversion (``test_acc_shift_bn``, models with BN only).
+``epochs_to_95pct`` is the 1-based number of epochs after which validation accuracy first
+reached 95% of the run's best. A NaN/inf training loss, or one above
+``train.divergence_loss``, stops the run as ``failed`` with the curves so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from harness.config import RunConfig
+from tricks.optimizer import Optimizer, current_lr, optimizer_kind
+
+__all__ = [
+    "BSNNModule",
+    "Diverged",
+    "OptimizerSwitch",
+    "RunResult",
+    "binary_parameter_names",
+    "format_metrics",
+    "train_run",
+]
+
+CURVES = ("train_loss", "train_acc", "val_acc", "lr", "sign_flip_rate")
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: Literal["complete", "failed"]
+    metrics: dict[str, float]
+    curves: dict[str, list[float]]
+    error: str | None
+    wall_time_s: float
+    device: str
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN/inf or exceeded ``train.divergence_loss``."""
+
+
+def binary_parameter_names(model: nn.Module) -> set[str]:
+    """Names of the latent binary weights of ``model`` (what Bop owns and flips are counted on).
+
+    The model answers (``harness.build.binary_parameters``); a module outside ``models/`` with
+    a weight quantizer (``module.weight_quantizer`` not None, ``module.binary`` not False) also
+    has a binary ``weight``.
+    """
+    names = {_name_of(model, p) for p in _build_binary_parameters(model)}
+    for mod_name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if (getattr(module, "weight_quantizer", None) is not None
+                and getattr(module, "binary", True) is True and isinstance(weight, nn.Parameter)):
+            names.add(f"{mod_name}.weight" if mod_name else "weight")
+    return names
+
+
+def _build_binary_parameters(model: nn.Module) -> list[Tensor]:
+    try:
+        from harness.build import binary_parameters
+    except ImportError:  # the model builder is optional for hand-made models
+        return []
+    return list(binary_parameters(model))
+
+
+def _name_of(model: nn.Module, param: Tensor) -> str:
+    for name, p in model.named_parameters():
+        if p is param:
+            return name
+    raise ValueError("binary_parameters returned a tensor that is not a model parameter")
+
+
+class OptimizerSwitch(L.Callback):
+    """Drives an optimizer level's phases; its state (the phase) is saved in checkpoints.
+
+    A scheduled switch (``hybrid``) happens at the first training epoch ``>=`` the switch epoch
+    that starts in phase 0, so a run resumed past the switch epoch still switches, and one
+    resumed after the switch keeps SGD. A switch inside the optimizer (``swats``) is only
+    observed and recorded.
+    """
+
+    def __init__(self, level: Optimizer, *, epochs: int) -> None:
+        self.level = level
+        self.switch_at = level.switch_epoch(epochs)
+        self.phase = 0
+        self.sgd_base_lr: float | None = None
+        self.switch_epoch: int | None = None
+        self.switch_lr: float | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(level=self.level.label())
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.switch_at is None or self.phase != 0 or trainer.current_epoch < self.switch_at:
+            return
+        old = trainer.optimizers[0]
+        factor = 1.0
+        if trainer.lr_scheduler_configs:
+            base = trainer.lr_scheduler_configs[0].scheduler.base_lrs[0]
+            factor = old.param_groups[0]["lr"] / base if base else 1.0
+        sgd_base = getattr(self.level, "sgd_base_lr", None)
+        self.sgd_base_lr = (sgd_base(old, schedule_factor=factor) if sgd_base is not None
+                            else None)
+        self.phase = 1
+        # configure_optimizers asks for self.phase; editing trainer.optimizers in place would
+        # keep the old optimizer's class and state.
+        trainer.strategy.setup_optimizers(trainer)
+        self.switch_epoch = trainer.current_epoch
+        self.switch_lr = current_lr(trainer.optimizers[0])
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.switch_epoch is None and self.switch_at is None and len(self.level.phases) > 1:
+            opt = trainer.optimizers[0]
+            if optimizer_kind(opt) == self.level.phases[-1]:
+                self.phase = len(self.level.phases) - 1
+                self.switch_epoch = trainer.current_epoch
+                self.switch_lr = current_lr(opt)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "sgd_base_lr": self.sgd_base_lr,
+                "switch_epoch": self.switch_epoch, "switch_lr": self.switch_lr}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.phase = state_dict.get("phase", 0)
+        self.sgd_base_lr = state_dict.get("sgd_base_lr")
+        self.switch_epoch = state_dict.get("switch_epoch")
+        self.switch_lr = state_dict.get("switch_lr")
+
+
+class _SignFlips:
+    """Fraction of binary weights whose sign changed between two snapshots."""
+
+    def __init__(self, params: Sequence[Tensor]) -> None:
+        self.params = list(params)
+        self.signs: list[Tensor] = []
+
+    def snapshot(self) -> None:
+        self.signs = [p.detach() >= 0 for p in self.params]
+
+    def rate(self) -> float:
+        if not self.params or not self.signs:
+            return 0.0
+        flipped = sum(int(((p.detach() >= 0) != s).sum()) for p, s in zip(self.params,
+                                                                          self.signs))
+        return flipped / sum(p.numel() for p in self.params)
+
+
+class BSNNModule(L.LightningModule):
+    """The LightningModule of one run: loss level, optimizer level, schedule, curves."""
+
+    def __init__(self, cfg: RunConfig, model: nn.Module, *, switch: OptimizerSwitch) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.model = model
+        self.switch = switch
+        self.loss_level = cfg.level("loss")
+        self.binarization = cfg.level("binarization")
+        # The model, not the binarization level, knows which layers it quantized.
+        binary = binary_parameter_names(model)
+        self.binary_names = binary
+        self.flips = _SignFlips([p for n, p in model.named_parameters() if n in binary])
+        self.history: dict[str, list[float]] = {k: [] for k in CURVES}
+        self.best_val = -math.inf
+        self.best_state: dict[str, Tensor] | None = None
+        self.final: dict[str, float] = {}
+        self.test_loader: Any = None
+        self._sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, samples
+        self._val = torch.zeros(2, dtype=torch.float64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def is_binary(self, name: str, p: Tensor) -> bool:
+        return name in self.binary_names
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        tc = self.cfg.train
+        opt = self.switch.level.build(
+            list(self.model.named_parameters()), lr=tc.lr, weight_decay=tc.weight_decay,
+            decay_binary=tc.weight_decay_binary, is_binary=self.is_binary,
+            phase=self.switch.phase, sgd_lr=self.switch.sgd_base_lr)
+        sched = self.cfg.level("lr_schedule").build(opt, epochs=tc.epochs,
+                                                    start_epoch=self.trainer.current_epoch)
+        # One named scheduler: the lr curve keeps one name across an optimizer switch.
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "interval": "epoch", "name": "lr"}}
+
+    def on_train_epoch_start(self) -> None:
+        self._sums.zero_()
+        self.flips.snapshot()
+        self.history["lr"].append(current_lr(self.trainer.optimizers[0]))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        out = self.model(x)
+        loss = self.loss_level.loss(out, y)
+        value = float(loss.detach())
+        if not math.isfinite(value) or value > self.cfg.train.divergence_loss:
+            raise Diverged(f"training loss {value:.4g} at epoch {self.current_epoch}, batch "
+                           f"{batch_idx} (limit train.divergence_loss="
+                           f"{self.cfg.train.divergence_loss:g})")
+        correct = (self.loss_level.logits(out.detach()).argmax(-1) == y).sum()
+        n = y.shape[0]
+        self._sums += torch.tensor([value * n, float(correct), n], dtype=torch.float64)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.binarization.after_step(self.model)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        correct = (self.loss_level.logits(self.model(x)).argmax(-1) == y).sum()
+        self._val += torch.tensor([float(correct), y.shape[0]], dtype=torch.float64)
+        # Logged too (batch-size weighted mean = the epoch's accuracy) so that callbacks such as
+        # the study's pruner read it from trainer.callback_metrics in their epoch-end hook.
+        self.log("val_acc", correct.float() / y.shape[0], on_step=False, on_epoch=True,
+                 batch_size=y.shape[0])
+
+    def on_validation_epoch_start(self) -> None:
+        self._val.zero_()
+
+    def on_validation_epoch_end(self) -> None:
+        acc = float(self._val[0] / self._val[1]) if self._val[1] else 0.0
+        self.history["val_acc"].append(acc)
+        if acc > self.best_val:
+            self.best_val = acc
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def on_train_epoch_end(self) -> None:
+        loss_sum, correct, n = self._sums.tolist()
+        self.history["train_loss"].append(loss_sum / n if n else math.nan)
+        self.history["train_acc"].append(correct / n if n else math.nan)
+        self.history["sign_flip_rate"].append(self.flips.rate())
+
+    def on_train_end(self) -> None:
+        # Runs before Lightning's teardown moves the model back to the CPU.
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        if self.test_loader is not None:
+            self.final.update(_evaluate(self.model, self.test_loader, self.loss_level, self.device,
+                                        prefix="test"))
+            shifted = _shift_bn_copy(self.model)
+            if shifted is not None:
+                self.final["test_acc_shift_bn"] = _evaluate(
+                    shifted, self.test_loader, self.loss_level, self.device,
+                    prefix="test", rates=False)["test_acc"]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["bsnn"] = {"history": self.history, "best_val": self.best_val,
+                              "best_state": self.best_state}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("bsnn") or {}
+        self.history = {k: list(saved.get("history", {}).get(k, [])) for k in CURVES}
+        self.best_val = saved.get("best_val", -math.inf)
+        self.best_state = saved.get("best_state")
+
+
+def _shift_bn_copy(model: nn.Module) -> nn.Module | None:
+    """The post-hoc shift-BN conversion of ``model`` (a copy), or None for a model without BN."""
+    from harness.build import has_batch_norm, to_shift_bn
+
+    return to_shift_bn(model) if has_batch_norm(model) else None
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, loader: Any, loss_level: Any, device: torch.device, *,
+              prefix: str, rates: bool = True) -> dict[str, float]:
+    """Accuracy over ``loader`` and, if the model reports them, batch-weighted spike rates."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    rate_sums: dict[str, float] = {}
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        correct += int((loss_level.logits(out).argmax(-1) == y).sum())
+        total += y.shape[0]
+        spike_rates = getattr(model, "spike_rates", None) if rates else None
+        if spike_rates is not None:
+            for name, r in spike_rates().items():
+                rate_sums[name] = rate_sums.get(name, 0.0) + float(r) * y.shape[0]
+    model.train(was_training)
+    out_metrics = {f"{prefix}_acc": correct / total if total else math.nan}
+    for name, s in rate_sums.items():
+        key = "spike_rate" if name == "overall" else f"spike_rate/{name}"
+        out_metrics[key] = s / total
+    return out_metrics
+
+
+@contextlib.contextmanager
+def _quiet(progress: bool) -> Iterator[None]:
+    """Silence Lightning's per-Trainer banner and advice that a study would print 100s of times."""
+    names = ["lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+             "lightning.fabric.utilities.seed"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING if progress else logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
+            yield
+    finally:
+        for lg, lvl in zip(loggers, levels):
+            lg.setLevel(lvl)
+
+
+def _summary(module: BSNNModule, switch: OptimizerSwitch, model: nn.Module,
+             train_time_s: float) -> dict[str, float]:
+    h = module.history
+    m: dict[str, float] = {}
+    if h["val_acc"]:
+        best = max(h["val_acc"])
+        m["val_acc_best"] = best
+        m["val_acc_last"] = h["val_acc"][-1]
+        m["epochs_to_95pct"] = float(next(i + 1 for i, a in enumerate(h["val_acc"])
+                                          if a >= 0.95 * best))
+    if h["train_loss"]:
+        m["train_loss"] = h["train_loss"][-1]
+        m["train_acc"] = h["train_acc"][-1]
+        m["sign_flip_rate"] = h["sign_flip_rate"][-1]
+    if switch.switch_epoch is not None:
+        m["switch_epoch"] = float(switch.switch_epoch)
+        m["switch_lr"] = float(switch.switch_lr) if switch.switch_lr is not None else math.nan
+    m["train_time_s"] = train_time_s
+    m["params"] = float(sum(p.numel() for p in model.parameters()))
+    return m
+
+
+def _cost_metrics(cfg: RunConfig, model: nn.Module, data: Any,
+                  spike_rates: dict[str, float]) -> dict[str, float]:
+    try:
+        from harness import costs  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    fn = getattr(costs, "cost_metrics", None)
+    if fn is None:
+        return {}
+    return {k: float(v) for k, v in fn(cfg, model, input_shape=data.input_shape,
+                                       spike_rates=spike_rates).items()}
+
+
+def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.Callback] = (),
+              ckpt_path: str | None = None, ckpt_dir: str | None = None,
+              model: nn.Module | None = None, data: Any = None,
+              on_module: Callable[[BSNNModule], None] | None = None) -> RunResult:
+    """Train one run and return its result; a diverging run returns ``status="failed"``.
+
+    Args:
+        cfg: the run configuration.
+        progress: show Lightning's progress bar.
+        callbacks: extra Lightning callbacks (tests inspect the optimizer from inside).
+        ckpt_path: resume from this Lightning checkpoint.
+        ckpt_dir: save a checkpoint after every epoch here (none are written otherwise).
+        model, data: use these instead of building them from ``cfg`` (tests, notebooks);
+            ``data`` needs ``train``, ``val``, ``test`` loaders and ``input_shape``.
+        on_module: called with the LightningModule before fitting.
+    """
+    start = time.perf_counter()
+    tc = cfg.train
+    if tc.num_threads is not None:
+        torch.set_num_threads(tc.num_threads)
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+    if data is None:
+        from harness.data import build_data
+
+        data = build_data(cfg)
+    if model is None:
+        from harness.build import build_model
+
+        model = build_model(cfg, input_shape=tuple(data.input_shape),
+                            num_classes=data.num_classes,
+                            readout=cfg.level("loss").readout)  # type: ignore[attr-defined]
+    switch = OptimizerSwitch(cfg.level("optimizer"), epochs=tc.epochs)  # type: ignore[arg-type]
+    module = BSNNModule(cfg, model, switch=switch)
+    module.test_loader = data.test
+    if on_module is not None:
+        on_module(module)
+    all_callbacks: list[L.Callback] = [switch, *callbacks]
+    if ckpt_dir is not None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        all_callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=-1, every_n_epochs=1,
+                                             save_last=True))
+    status: Literal["complete", "failed"] = "complete"
+    error = None
+    device = "cpu"
+    with _quiet(progress):
+        trainer = L.Trainer(
+            max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=False,
+            enable_checkpointing=ckpt_dir is not None, enable_progress_bar=progress,
+            enable_model_summary=False, num_sanity_val_steps=0, callbacks=all_callbacks,
+            gradient_clip_val=tc.grad_clip, gradient_clip_algorithm="norm",
+            deterministic="warn" if tc.accelerator not in ("cpu", "auto") else None,
+            default_root_dir=ckpt_dir, log_every_n_steps=1_000_000)
+        device = str(trainer.strategy.root_device)
+        fit_start = time.perf_counter()
+        sigint = _sigint_handler()
+        try:
+            trainer.fit(module, train_dataloaders=data.train, val_dataloaders=data.val,
+                        ckpt_path=ckpt_path)
+        except Diverged as exc:
+            status, error = "failed", f"diverged: {exc}"
+        except SystemExit:
+            # Lightning turns Ctrl-C into sys.exit(1) and ignores SIGINT from then on; callers
+            # (the study worker) expect the KeyboardInterrupt itself and their own handler.
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            if sigint is not None:
+                signal.signal(signal.SIGINT, sigint)
+        train_time_s = time.perf_counter() - fit_start
+    metrics = _summary(module, switch, model, train_time_s)
+    if status == "complete":
+        metrics.update(module.final)
+        rates = {k.removeprefix("spike_rate/"): v for k, v in module.final.items()
+                 if k.startswith("spike_rate")}
+        metrics.update(_cost_metrics(cfg, model, data, rates))
+    curves = {k: list(v) for k, v in module.history.items()}
+    return RunResult(status=status, metrics=metrics, curves=curves, error=error,
+                     wall_time_s=time.perf_counter() - start, device=device)
+
+
+def _sigint_handler() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGINT)
+
+
+def format_metrics(result: RunResult) -> str:
+    """A plain two-column table of a run's metrics, then its curves, for the CLI."""
+    lines = [f"status: {result.status}   device: {result.device}   "
+             f"wall time: {result.wall_time_s:.1f} s"]
+    if result.error:
+        lines.append(f"error: {result.error}")
+    if result.metrics:
+        width = max(len(k) for k in result.metrics)
+        lines.append("")
+        for key in sorted(result.metrics):
+            v = result.metrics[key]
+            whole = math.isfinite(v) and v == int(v) and abs(v) >= 1 and key != "switch_lr"
+            text = f"{v:.0f}" if whole else f"{v:.4g}"
+            lines.append(f"{key:<{width}}  {text}")
+    epochs = max((len(v) for v in result.curves.values()), default=0)
+    if epochs:
+        names = [k for k in CURVES if result.curves.get(k)]
+        lines.append("")
+        lines.append("epoch  " + "  ".join(f"{n:>14}" for n in names))
+        for e in range(epochs):
+            row = [result.curves[n][e] if e < len(result.curves[n]) else math.nan for n in names]
+            lines.append(f"{e + 1:>5}  " + "  ".join(f"{v:>14.4g}" for v in row))
+    return "\n".join(lines)
