@@ -1,0 +1,176 @@
+"""Batch normalization variants for time-major input ``[T, B, C, ...]``, with power-of-two scales.
+
+Kinds (``kind``):
+
+* ``bn``   — one BatchNorm over all steps (time folded into the batch).
+* ``bntt`` — BN through time (Kim & Panda 2021): statistics and affine parameters per step.
+* ``tdbn`` — threshold-dependent BN (Zheng et al. 2021): ``y = gamma * alpha * V_th * x_hat +
+  beta``, statistics over time and batch; ``factor = alpha * V_th`` is a constant.
+* ``tebn`` — temporal effective BN (Duan et al. 2022): shared statistics, then a learnable scale
+  per step ``p_t`` on the whole BN output: ``y_t = p_t * (gamma * x_hat_t + beta)``.
+
+Shift (power-of-two) BN, ``shift``:
+
+* ``off`` — float BN.
+* ``on``  — ``AP2(factor * gamma [* p_t]) * AP2(1/sqrt(var + eps))`` replaces the float scale in
+  training and evaluation, with straight-through gradients; the product of two powers of two is
+  one, so inference is one shift and one add per channel.
+* ``inference`` — float BN in training; in evaluation the whole effective scale
+  ``factor * gamma [* p_t] / sqrt(var + eps)`` is rounded once by AP2. The post-hoc conversion
+  (:func:`models.network.to_shift_bn`) sets this mode on a trained model's copy.
+
+``AP2(x) = sign(x) * 2^round(log2|x|)`` (Courbariaux/Hubara's approximate power of two).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["NormKind", "ShiftMode", "TemporalBatchNorm", "ap2", "ap2_exact"]
+
+NormKind = Literal["bn", "bntt", "tdbn", "tebn"]
+ShiftMode = Literal["off", "on", "inference"]
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def ap2_exact(x: Tensor) -> Tensor:
+    """``sign(x) * 2^round(log2|x|)`` with no gradient; 0 stays 0.
+
+    Written with ``frexp`` (``|x| = m * 2^e``, ``m`` in [0.5, 1)) so the result is an exact
+    power of two and powers of two map to themselves: ``round(log2|x|)`` is ``e`` when
+    ``m >= sqrt(1/2)`` and ``e - 1`` below.
+    """
+    mantissa, exponent = torch.frexp(x.abs())
+    exponent = exponent - (mantissa < _SQRT_HALF).to(exponent.dtype)
+    out = torch.ldexp(torch.ones_like(x), exponent)
+    return torch.where(x == 0, torch.zeros_like(x), torch.copysign(out, x))
+
+
+def ap2(x: Tensor) -> Tensor:
+    """AP2 in forward, identity gradient (straight-through)."""
+    return x + (ap2_exact(x.detach()) - x).detach()
+
+
+class TemporalBatchNorm(nn.Module):
+    """BN over time-major input ``[T, B, C, ...]`` of one of the kinds above."""
+
+    def __init__(self, num_features: int, *, kind: NormKind = "bn", time_steps: int = 1,
+                 factor: float = 1.0, momentum: float = 0.1, eps: float = 1e-5,
+                 shift: ShiftMode = "off") -> None:
+        super().__init__()
+        if kind not in ("bn", "bntt", "tdbn", "tebn"):
+            raise ValueError(f"unknown normalization kind {kind!r}")
+        if shift not in ("off", "on", "inference"):
+            raise ValueError(f"unknown shift mode {shift!r}")
+        if kind in ("bntt", "tebn") and time_steps < 1:
+            raise ValueError(f"{kind} needs time_steps >= 1, got {time_steps}")
+        self.num_features, self.kind, self.time_steps = num_features, kind, time_steps
+        self.factor, self.momentum, self.eps, self.shift = float(factor), momentum, eps, shift
+        stat_shape = (time_steps, num_features) if kind == "bntt" else (num_features,)
+        self.weight = nn.Parameter(torch.ones(stat_shape))
+        self.bias = nn.Parameter(torch.zeros(stat_shape))
+        self.register_buffer("running_mean", torch.zeros(stat_shape))
+        self.register_buffer("running_var", torch.ones(stat_shape))
+        self.step_scale = nn.Parameter(torch.ones(time_steps)) if kind == "tebn" else None
+
+    def extra_repr(self) -> str:
+        extra = f", factor={self.factor:g}" if self.factor != 1.0 else ""
+        steps = f", time_steps={self.time_steps}" if self.kind in ("bntt", "tebn") else ""
+        return f"{self.num_features}, kind={self.kind}{steps}{extra}, shift={self.shift}"
+
+    # -- shapes ---------------------------------------------------------------------------
+    def _check(self, x: Tensor) -> None:
+        if x.dim() < 3 or x.shape[2] != self.num_features:
+            raise ValueError(f"{type(self).__name__} expects [T, B, {self.num_features}, ...], "
+                             f"got {tuple(x.shape)}")
+        if self.kind in ("bntt", "tebn") and x.shape[0] != self.time_steps:
+            raise ValueError(f"{self.kind} was built for {self.time_steps} time steps, got "
+                             f"input with {x.shape[0]}")
+
+    def _per_step(self, v: Tensor, x: Tensor) -> Tensor:
+        """Broadcast ``[T, C]`` (or ``[C]``) against ``x [T, B, C, ...]``."""
+        spatial = (1,) * (x.dim() - 3)
+        if v.dim() == 2:
+            return v.view(v.shape[0], 1, v.shape[1], *spatial)
+        return v.view(1, 1, -1, *spatial)
+
+    def _step_scale(self, x: Tensor) -> Tensor | None:
+        if self.step_scale is None:
+            return None
+        return self.step_scale.view(-1, *(1,) * (x.dim() - 1))
+
+    # -- forward --------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        power_of_two = self.shift == "on" or (self.shift == "inference" and not self.training)
+        if not power_of_two:
+            return self._float(x)
+        return self._shift(x)
+
+    def _float(self, x: Tensor) -> Tensor:
+        training = self.training
+        weight = self.weight * self.factor if self.factor != 1.0 else self.weight
+        if self.kind == "bntt":
+            steps = [F.batch_norm(xt, self.running_mean[t], self.running_var[t], weight[t],
+                                  self.bias[t], training, self.momentum, self.eps)
+                     for t, xt in enumerate(x.unbind(0))]
+            return torch.stack(steps)
+        y = F.batch_norm(x.flatten(0, 1), self.running_mean, self.running_var, weight,
+                         self.bias, training, self.momentum, self.eps).view_as(x)
+        p = self._step_scale(x)
+        return y * p if p is not None else y
+
+    def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and biased variance (``[T, C]`` for bntt, ``[C]`` otherwise); update running."""
+        if not self.training:
+            return self.running_mean, self.running_var
+        dims = (1, *range(3, x.dim())) if self.kind == "bntt" else (0, 1, *range(3, x.dim()))
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        n = x.numel() // mean.numel()
+        with torch.no_grad():
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(var.detach() * (n / max(n - 1, 1)), self.momentum)
+        return mean, var
+
+    def _shift(self, x: Tensor) -> Tensor:
+        mean, var = self._stats(x)
+        inv_std = torch.rsqrt(var + self.eps)
+        gamma = self.weight * self.factor
+        p = self.step_scale
+        if p is not None:
+            gamma = p.view(-1, 1) * gamma  # [T, C]
+        bias = self.bias if p is None else p.view(-1, 1) * self.bias
+        if self.shift == "on":
+            scale = ap2(gamma) * ap2(inv_std)
+        else:
+            scale = ap2(gamma * inv_std)
+        return (x - self._per_step(mean, x)) * self._per_step(scale, x) + self._per_step(bias, x)
+
+    # -- deployment view ------------------------------------------------------------------
+    @torch.no_grad()
+    def deployed(self) -> tuple[Tensor, Tensor]:
+        """Inference-time ``(scale, offset)`` with ``y = x * scale + offset`` (``[T, C]`` when the
+        affine map differs per step, else ``[C]``), exactly what the evaluation forward does."""
+        inv_std = torch.rsqrt(self.running_var + self.eps)
+        gamma = self.weight * self.factor
+        bias = self.bias
+        if self.step_scale is not None:
+            gamma = self.step_scale.view(-1, 1) * gamma
+            bias = self.step_scale.view(-1, 1) * bias
+        if self.shift == "on":
+            scale = ap2_exact(gamma) * ap2_exact(inv_std)
+        elif self.shift == "inference":
+            scale = ap2_exact(gamma * inv_std)
+        else:
+            scale = gamma * inv_std
+        return scale, bias - self.running_mean * scale
+
+    @property
+    def power_of_two_at_inference(self) -> bool:
+        return self.shift != "off"
