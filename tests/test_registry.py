@@ -1,0 +1,108 @@
+"""The trick registry: typed parameters, canonical labels, lookup errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from typing import ClassVar, Literal
+
+import pytest
+
+import tricks
+from tricks._registry import Level, TrickError, format_value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Toy(Level):
+    factor: ClassVar[str] = "toy"
+    name: ClassVar[str] = "toy"
+    always_show: ClassVar[tuple[str, ...]] = ("rate",)
+    rate: float = 0.5
+    steps: int = 3
+    mode: Literal["a", "b"] = "a"
+    target: float | Literal["auto"] = "auto"
+    flag: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.rate <= 1:
+            raise self.error("rate", f"must be in (0, 1], got {self.rate}")
+
+
+def test_label_shows_always_shown_and_changed_parameters() -> None:
+    assert _Toy().label() == "toy(rate=0.5)"
+    assert _Toy(steps=4, target=0.1).label() == "toy(rate=0.5, steps=4, target=0.1)"
+    assert _Toy(flag=True).label() == "toy(rate=0.5, flag=true)"
+
+
+def test_int_is_coerced_to_float_but_bool_is_not() -> None:
+    lvl = _Toy(rate=1)
+    assert isinstance(lvl.rate, float) and lvl.label() == "toy(rate=1)"
+    with pytest.raises(TrickError, match="parameter 'rate'.*expected float"):
+        _Toy(rate=True)
+    with pytest.raises(TrickError, match="parameter 'steps'"):
+        _Toy(steps=2.5)
+
+
+def test_literal_and_union_parameters() -> None:
+    assert _Toy(mode="b").mode == "b"
+    with pytest.raises(TrickError, match="parameter 'mode'"):
+        _Toy(mode="c")
+    assert _Toy(target=2).target == 2.0
+    with pytest.raises(TrickError, match="parameter 'target'"):
+        _Toy(target="manual")
+
+
+def test_range_check_and_unknown_parameter_name_the_parameter() -> None:
+    with pytest.raises(TrickError, match="toy level 'toy', parameter 'rate': must be in"):
+        _Toy(rate=2.0)
+    with pytest.raises(TrickError, match="parameter 'speed': unknown parameter"):
+        _Toy.from_params({"speed": 1})
+
+
+def test_to_dict_round_trip_and_pickle() -> None:
+    lvl = _Toy(rate=0.25, mode="b")
+    d = lvl.to_dict()
+    assert d["name"] == "toy"
+    assert _Toy.from_params({k: v for k, v in d.items() if k != "name"}) == lvl
+    assert pickle.loads(pickle.dumps(lvl)) == lvl
+
+
+def test_format_value() -> None:
+    assert format_value(1.0) == "1"
+    assert format_value(0.5) == "0.5"
+    assert format_value(1e-9) == "1e-09"
+    assert format_value(True) == "true"
+    assert format_value((1, 2)) == "[1, 2]"
+
+
+def test_parse_spec_forms() -> None:
+    assert tricks.parse_spec("atan") == ("atan", {})
+    assert tricks.parse_spec({"name": "atan", "alpha": 3}) == ("atan", {"alpha": 3})
+    # YAML 1.1 reads bare off/on as booleans: they name the shift_bn levels.
+    assert tricks.parse_spec(False) == ("off", {})
+    assert tricks.parse_spec(True) == ("on", {})
+    with pytest.raises(TrickError, match="needs a 'name'"):
+        tricks.parse_spec({"alpha": 2})
+    with pytest.raises(TrickError, match="a level is a name"):
+        tricks.parse_spec(3)
+
+
+def test_make_unknown_factor_and_level() -> None:
+    with pytest.raises(TrickError, match="unknown factor 'colour'"):
+        tricks.make("colour", "red")
+    with pytest.raises(TrickError, match="unknown surrogate level 'nope'.*known:"):
+        tricks.make("surrogate", "nope")
+
+
+def test_every_registered_level_round_trips() -> None:
+    for factor, levels in tricks.registry().items():
+        assert factor in tricks.FACTORS
+        assert levels, f"factor {factor} has no levels"
+        for name, cls in levels.items():
+            lvl = tricks.make(factor, name)
+            assert lvl.name == name and lvl.factor == factor and cls.summary
+            again = tricks.make(factor, lvl.to_dict())
+            assert again == lvl and again.label() == lvl.label()
+            assert pickle.loads(pickle.dumps(lvl)) == lvl
+        assert tricks.default_level(factor).factor == factor
