@@ -164,7 +164,7 @@ class _SignFlips:
 
     def rate(self) -> float:
         if not self.params or not self.signs:
-            return 0.0
+            return math.nan  # no binary weight: a flip rate is undefined, not zero
         flipped = sum(int(((p.detach() >= 0) != s).sum()) for p, s in zip(self.params,
                                                                           self.signs))
         return flipped / sum(p.numel() for p in self.params)
@@ -188,6 +188,7 @@ class BSNNModule(L.LightningModule):
         self.best_val = -math.inf
         self.best_state: dict[str, Tensor] | None = None
         self.final: dict[str, float] = {}
+        self.synops: dict[str, float] | None = None
         self.test_loader: Any = None
         self._sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, samples
         self._val = torch.zeros(2, dtype=torch.float64)
@@ -259,16 +260,22 @@ class BSNNModule(L.LightningModule):
 
     def on_train_end(self) -> None:
         # Runs before Lightning's teardown moves the model back to the CPU.
+        from harness.costs import SynOpsCounter
+
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        if self.test_loader is not None:
-            self.final.update(_evaluate(self.model, self.test_loader, self.loss_level, self.device,
-                                        prefix="test"))
-            shifted = _shift_bn_copy(self.model)
-            if shifted is not None:
-                self.final["test_acc_shift_bn"] = _evaluate(
-                    shifted, self.test_loader, self.loss_level, self.device,
-                    prefix="test", rates=False)["test_acc"]
+        if self.test_loader is None:
+            return
+        with SynOpsCounter(self.model) as ops:
+            self.final.update(_evaluate(self.model, self.test_loader, self.loss_level,
+                                        self.device, prefix="test"))
+        if ops.samples:
+            self.synops = ops.per_sample()
+        shifted = _shift_bn_copy(self.model)
+        if shifted is not None:
+            self.final["test_acc_shift_bn"] = _evaluate(
+                shifted, self.test_loader, self.loss_level, self.device, prefix="test",
+                rates=False)["test_acc"]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["bsnn"] = {"history": self.history, "best_val": self.best_val,
@@ -355,17 +362,11 @@ def _summary(module: BSNNModule, switch: OptimizerSwitch, model: nn.Module,
     return m
 
 
-def _cost_metrics(cfg: RunConfig, model: nn.Module, data: Any,
-                  spike_rates: dict[str, float]) -> dict[str, float]:
-    try:
-        from harness import costs  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    fn = getattr(costs, "cost_metrics", None)
-    if fn is None:
-        return {}
-    return {k: float(v) for k, v in fn(cfg, model, input_shape=data.input_shape,
-                                       spike_rates=spike_rates).items()}
+def _cost_metrics(cfg: RunConfig, model: nn.Module,
+                  synops: dict[str, float] | None) -> dict[str, float]:
+    from harness.costs import cost_metrics
+
+    return cost_metrics(cfg, model, synops=synops)
 
 
 def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.Callback] = (),
@@ -419,7 +420,7 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
             enable_checkpointing=ckpt_dir is not None, enable_progress_bar=progress,
             enable_model_summary=False, num_sanity_val_steps=0, callbacks=all_callbacks,
             gradient_clip_val=tc.grad_clip, gradient_clip_algorithm="norm",
-            deterministic="warn" if tc.accelerator not in ("cpu", "auto") else None,
+            deterministic="warn" if _uses_gpu(tc.accelerator) else None,
             default_root_dir=ckpt_dir, log_every_n_steps=1_000_000)
         device = str(trainer.strategy.root_device)
         fit_start = time.perf_counter()
@@ -442,12 +443,21 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
     metrics = _summary(module, switch, model, train_time_s)
     if status == "complete":
         metrics.update(module.final)
-        rates = {k.removeprefix("spike_rate/"): v for k, v in module.final.items()
-                 if k.startswith("spike_rate")}
-        metrics.update(_cost_metrics(cfg, model, data, rates))
+        metrics.update(_cost_metrics(cfg, model, module.synops))
     curves = {k: list(v) for k, v in module.history.items()}
     return RunResult(status=status, metrics=metrics, curves=curves, error=error,
                      wall_time_s=time.perf_counter() - start, device=device)
+
+
+def _uses_gpu(accelerator: str) -> bool:
+    """Whether deterministic algorithms are worth asking for.
+
+    CPU kernels are deterministic for a fixed thread count already; on a GPU, Lightning's
+    ``deterministic="warn"`` makes cuBLAS/cuDNN deterministic and warns about ops that are not.
+    """
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator == "auto" and torch.cuda.is_available()
 
 
 def _sigint_handler() -> Any:
