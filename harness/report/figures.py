@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from harness.report.stats import pareto_front
 
@@ -78,7 +79,7 @@ def main_effects_figure(effects: pd.DataFrame, *, metric: str = "test_acc") -> F
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(factors):]:
         ax.set_visible(False)
-    fig.suptitle(f"Main effects on {metric} (mean, 95% bootstrap CI)")
+    fig.suptitle(f"Main effects on {metric} (mean, 95% bootstrap CI; hollow: reference)")
     return fig
 
 
@@ -117,6 +118,7 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, *, factor: str | N
     if not drawn:
         return None
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     title = f"{metric} per {_text(factor)} level" if factor else metric
     ax.set_title(f"{title} (mean ± std over runs; dashed: switch epoch)")
@@ -179,6 +181,8 @@ def pareto_figure(runs: pd.DataFrame, factors: Mapping[str, Sequence[str]], *,
         positive = x[ok] > 0
         if positive.all() and x[ok].max() > 10 * x[ok].min():
             ax.set_xscale("log")
+        else:
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         ax.set_xlabel(c)
         ax.set_ylabel(f"mean {metric}")
         ax.grid(alpha=0.3)
