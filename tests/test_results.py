@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from harness.db import (
@@ -273,3 +274,34 @@ def test_frames_match_plain_read_sql(db_url: str) -> None:
         engine.dispose()
     runs = runs_frame(db_url, "full").sort_values("run_id")
     assert runs["test_acc"].tolist() == pytest.approx(raw["value"].tolist())
+
+
+@pytest.mark.postgres
+def test_runs_frame_on_postgresql() -> None:
+    """The same frames from PostgreSQL (the many-machines database), in a study of its own."""
+    import uuid
+
+    from sqlalchemy.exc import OperationalError
+
+    url = os.environ.get("BSNN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("BSNN_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)")
+    try:
+        create_engine(url).connect().close()
+    except OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {url} is not reachable: {exc.orig}")
+    name = f"results-test-{uuid.uuid4().hex[:12]}; DROP TABLE bench_runs; --"
+    make_study(url, dict(FULL_SPEC, study=name), statuses={3: "failed"})
+    try:
+        runs = runs_frame(url, name)
+        assert len(runs) == 18 and (runs["status"] == "failed").sum() == 1
+        assert runs.attrs["levels"] == labels_of(FULL_SPEC)
+        assert runs["epochs_to_95pct"].max() == math.inf
+        assert name in list_studies(url)
+        curves = curves_frame(url, name, "val_acc", status="complete")
+        assert len(curves) == 17 * 4
+    finally:
+        engine = create_engine(url)
+        with Session(engine) as s, s.begin():
+            s.delete(s.scalars(select(Study).where(Study.name == name)).one())
+        engine.dispose()
