@@ -89,8 +89,9 @@ class Progress:
                 Run.study_id == self.study_id, Run.status == "running")))
         counts = self._counts()
         done = sum(counts.get(k, 0) for k in ("complete", "failed", "pruned"))
-        for run_id, key, status, wall, error in fresh:
+        for i, (run_id, key, status, wall, error) in enumerate(fresh):
             self.seen.add(run_id)
+            index = done - (len(fresh) - 1 - i)
             if wall is not None and status in ("complete", "failed", "pruned"):
                 self.walls.append(wall)
             shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.get(run_id, {}).items()
@@ -98,7 +99,7 @@ class Progress:
             tail = shown if status != "failed" else (error or "").splitlines()[0][:120] if \
                 error else ""
             wall_s = f"{wall:6.1f}s" if wall is not None else "      -"
-            self._write(f"[{done:>{len(str(self.total))}}/{self.total}] {status:<11} "
+            self._write(f"[{index:>{len(str(self.total))}}/{self.total}] {status:<11} "
                         f"{wall_s}  {key}  {tail}")
         if self.tty:
             line = self._status_line(counts, done, running)

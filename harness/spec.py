@@ -357,11 +357,15 @@ def _parse_factor(path: str, fname: str, levels: Any, base: dict[str, Any]) -> F
                             f"such as dataset.time_steps, model.pool, train.weight_decay)")
         for i, value in enumerate(levels):
             try:
-                RunConfig.from_dict(set_path(base, fname, value))
+                cfg = RunConfig.from_dict(set_path(base, fname, value))
             except (ConfigError, TrickError) as exc:
                 raise SpecError(f"{path}: '{key}[{i}]': {exc}") from None
-            labels.append(_value_label(value))
-            values.append(value)
+            # Label the value as the configuration holds it (0 and 0.0 are one level).
+            node: Any = cfg.to_dict()
+            for part in fname.split("."):
+                node = node[part]
+            labels.append(_value_label(node))
+            values.append(node)
     else:
         raise SpecError(f"{path}: '{key}': unknown factor (expected a trick factor: "
                         f"{', '.join(registry)}; or a configuration path like "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import os
 import signal
@@ -106,7 +107,9 @@ def _cores() -> int:
 
 # -- Optuna ----------------------------------------------------------------------------------
 
+@functools.cache
 def _optuna_storage(url: str) -> Any:
+    """One Optuna storage per process and URL: building it checks Optuna's schema (slow)."""
     import optuna
 
     kwargs: dict[str, Any] = {}
@@ -125,28 +128,55 @@ def _optuna_study(url: str, spec_name: str, *, direction: str = "maximize",
                                load_if_exists=True)
 
 
-def add_grid_trial(url: str, study_name: str, claim: storage.Claim, outcome: Mapping[str, Any],
-                   objective: str, choices: Mapping[str, tuple[str, ...]]) -> int:
+def add_grid_trial(url: str, study_name: str, key: str, status: str, value: float | None,
+                   choices: Mapping[str, tuple[str, ...]]) -> int:
     """Record a finished grid run as an Optuna trial; return its trial number."""
     import math
 
     import optuna
     from optuna.distributions import CategoricalDistribution
 
-    study = optuna.load_study(study_name=study_name, storage=_optuna_storage(url))
-    value = outcome["metrics"].get(objective)
-    ok = outcome["status"] == "complete" and value is not None and math.isfinite(value)
-    labels = _labels_of(claim.run_key)
+    ok = status == "complete" and value is not None and math.isfinite(value)
+    labels = _labels_of(key)
     params = {f: lbl for f, lbl in labels.items() if f in choices and lbl in choices[f]}
     dists = {f: CategoricalDistribution(list(choices[f])) for f in params}
     trial = optuna.trial.create_trial(
         state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
         value=float(value) if ok else None, params=params, distributions=dists,
-        user_attrs={"run_key": claim.run_key, "status": outcome["status"]})
-    storage_ = study._storage
+        user_attrs={"run_key": key, "status": status})
+    storage_ = _optuna_storage(url)
     study_id = storage_.get_study_id_from_name(study_name)
     trial_id = storage_.create_new_trial(study_id, template_trial=trial)
     return int(storage_.get_trial_number_from_id(trial_id))
+
+
+def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -> int:
+    """Give every finished grid run of the study its Optuna trial, once.
+
+    The coordinator does this, not the workers, so training processes never wait on Optuna. A
+    run is marked (trial_number = -1) by compare-and-set before its trial is created, so two
+    coordinators on one study never record it twice; -1 is left behind only if a coordinator
+    dies in between (the bench tables, not Optuna's, are the record of results).
+    """
+    choices = {f.name: f.labels for f in spec.factors}
+    with Session(engine) as s:
+        rows = s.execute(select(Run.id, Run.run_key, Run.status).where(
+            Run.study_id == study_id, Run.trial_number.is_(None),
+            Run.status.in_(_FINAL))).all()
+    done = 0
+    for run_id, key, status in rows:
+        with Session(engine) as s, s.begin():
+            res = s.execute(update(Run).where(Run.id == run_id, Run.trial_number.is_(None))
+                            .values(trial_number=-1)
+                            .execution_options(synchronize_session=False))
+            if res.rowcount != 1:
+                continue
+            value = s.scalar(select(RunMetric.value).where(RunMetric.run_id == run_id,
+                                                           RunMetric.name == spec.objective))
+        number = add_grid_trial(url, spec.name, key, status, value, choices)
+        storage.set_trial_number(engine, run_id, number)
+        done += 1
+    return done
 
 
 def _labels_of(key: str) -> dict[str, str]:
@@ -171,8 +201,8 @@ def make_pruning_callback(url: str, study_name: str, trial_number: int,
 
     study = optuna.load_study(study_name=study_name, storage=_optuna_storage(url),
                               pruner=_pruner(pruner))
-    sid = study._storage.get_study_id_from_name(study_name)
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(sid, trial_number)
+    sid = _optuna_storage(url).get_study_id_from_name(study_name)
+    trial_id = _optuna_storage(url).get_trial_id_from_study_id_trial_number(sid, trial_number)
     trial = optuna.trial.Trial(study, trial_id)
 
     class _Pruning(pl.Callback):
@@ -371,24 +401,27 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                            pruner=pruner)
     if retry_failed:
         with Session(engine) as s, s.begin():
+            # A grid run's next attempt gets its own Optuna trial; the failed one stays.
             s.execute(update(Run).where(Run.study_id == study_id, Run.status == "failed")
-                      .values(status="pending").execution_options(synchronize_session=False))
+                      .values(status="pending",
+                              trial_number=None if spec.design != "search" else Run.trial_number)
+                      .execution_options(synchronize_session=False))
 
+    search = _Search(spec, engine, study_id, ostudy, workers) if spec.design == "search" else None
+    n_procs = _workers_needed(engine, study_id, workers, max_runs, search)
     lease_s, beat_s = _lease()
-    threads = max(1, _cores() // workers)
+    threads = max(1, _cores() // max(1, n_procs))
     opts = WorkerOptions(url=url, study_id=study_id, study_name=spec.name, lease_s=lease_s,
-                         heartbeat_s=beat_s, threads=threads, objective=spec.objective,
-                         choices={f.name: f.labels for f in spec.factors},
-                         pruning=spec.pruning, pruning_seed=spec.seeds[0])
+                         heartbeat_s=beat_s, threads=threads, pruning=spec.pruning,
+                         pruning_seed=spec.seeds[0])
     ctx = multiprocessing.get_context("spawn")
     budget = ctx.Value("i", max_runs) if max_runs is not None else None
     keep_alive = ctx.Event()
-    search = _Search(spec, engine, study_id, ostudy, workers) if spec.design == "search" else None
     if search is not None:
         keep_alive.set()
         search.step()
     total = spec.run_count()
-    display = Progress(engine, study_id, total=total, workers=workers, enabled=progress,
+    display = Progress(engine, study_id, total=total, workers=max(1, n_procs), enabled=progress,
                        name=spec.name)
     display.start_message(new_runs)
 
@@ -403,10 +436,11 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                     os.kill(p.pid, signal.SIGINT)
 
     procs: list[Any] = []
+    last_record = 0.0
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         with _worker_env(threads):
-            for _ in range(workers):
+            for _ in range(n_procs):
                 p = ctx.Process(target=_worker_entry, args=(opts, budget, keep_alive),
                                 daemon=False)
                 p.start()
@@ -415,6 +449,9 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
             for p in procs:
                 p.join(timeout=0.5 / len(procs))
             display.poll()
+            if search is None and time.perf_counter() - last_record > 2.0:
+                _record_grid_trials(engine, spec, study_id, url)
+                last_record = time.perf_counter()
             if search is not None and not stop["sigint"]:
                 if search.step():
                     keep_alive.clear()
@@ -422,6 +459,8 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                 keep_alive.clear()
         if search is not None:
             search.step()
+        else:
+            _record_grid_trials(engine, spec, study_id, url)
         display.poll(force=True)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -444,6 +483,18 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
         failed = [f"<worker exited with code {c}>" for c in crashed]
     return StudyOutcome(counts=counts, failed=failed, interrupted=interrupted,
                         wall_time_s=wall, new_runs=new_runs)
+
+
+def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | None,
+                    search: Any) -> int:
+    """Start no more workers than there are runs to do (each start costs a torch import)."""
+    if search is not None:
+        return workers if max_runs is None else min(workers, max_runs)
+    counts = storage.count_by_status(engine, study_id)
+    todo = sum(counts.get(k, 0) for k in ("pending", "interrupted", "running"))
+    if max_runs is not None:
+        todo = min(todo, max_runs)
+    return min(workers, todo)
 
 
 class _Search:

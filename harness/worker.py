@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,6 @@ class WorkerOptions:
     heartbeat_s: float = 10.0
     #: torch threads in this worker (cores // workers); None: leave torch's default.
     threads: int | None = None
-    #: Metric a trial reports to Optuna, and the choices per factor (its search space).
-    objective: str = "val_acc_best"
-    choices: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     #: "median" -> report per-epoch validation accuracy to the Optuna trial and stop early.
     pruning: str = "none"
     #: Only a run whose seed is this one reports to Optuna for pruning (one curve per trial).
@@ -199,6 +196,9 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str
         callbacks = _pruning_callbacks(opts, claim, cfg)
         interrupt.in_run = True
         try:
+            if interrupt.requested:
+                # SIGINT arrived while this run was being claimed: hand it back untouched.
+                raise KeyboardInterrupt
             result = run_fn(cfg, progress=False, callbacks=callbacks)
         finally:
             interrupt.in_run = False
@@ -230,25 +230,4 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str
     if outcome["status"] not in ("complete", "failed", "interrupted", "pruned"):
         outcome["error"] = f"run function returned unknown status {outcome['status']!r}"
         outcome["status"] = "failed"
-    written = storage.record_result(engine, claim, worker, host=host, versions=versions,
-                                    **outcome)
-    if written and outcome["status"] != "interrupted":
-        _tell_optuna(opts, engine, claim, outcome)
-
-
-def _tell_optuna(opts: WorkerOptions, engine: Any, claim: storage.Claim,
-                 outcome: dict[str, Any]) -> None:
-    """Record a grid run as a finished Optuna trial (search trials are told by the parent)."""
-    if claim.trial_number is not None:
-        return
-    import optuna
-
-    from harness.study import add_grid_trial
-
-    try:
-        number = add_grid_trial(opts.url, opts.study_name, claim, outcome, opts.objective,
-                                opts.choices)
-    except (optuna.exceptions.OptunaError, ValueError):
-        traceback.print_exc()
-        return
-    storage.set_trial_number(engine, claim.run_id, number)
+    storage.record_result(engine, claim, worker, host=host, versions=versions, **outcome)

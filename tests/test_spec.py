@@ -120,6 +120,8 @@ def test_search_design_needs_n_trials() -> None:
     ({"factors": {"optimizer": ["adam", {"name": "adam"}]}},
      r"'factors\.optimizer\[1\]': duplicate level 'adam' \(same as level 0\)"),
     ({"factors": {"model.pool": ["max", "max"]}}, r"duplicate level 'max'"),
+    ({"factors": {"train.weight_decay": [0, 0.0]}}, r"'factors\.train\.weight_decay\[1\]': "
+                                                   r"duplicate level '0'"),
     ({"factors": {"optimizer": []}}, r"'factors\.optimizer': empty factor"),
     ({"factors": {"optimizer": "adam"}}, r"'factors\.optimizer': expected a list of levels"),
     ({"factors": {}}, r"'factors': expected a non-empty mapping"),

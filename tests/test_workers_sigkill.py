@@ -1,0 +1,76 @@
+"""A worker SIGKILLed mid-run: its run goes stale, is run again, and nothing is lost or doubled."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from test_study_fakes import cli_cmd, executions, fake_env, run_id_of, write_spec
+
+from harness.db import Run
+from harness.spec import load_spec
+from harness.study import run_study_command
+
+
+def _wait_for(engine: object, predicate: object, timeout: float = 90.0) -> list[Run]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with Session(engine) as s:
+                runs = list(s.scalars(select(Run)))
+        except OperationalError:  # the command has not created the tables yet
+            runs = []
+        if predicate(runs):
+            return runs
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the study to reach the expected state")
+
+
+def test_sigkilled_worker_run_is_rerun_and_every_run_completes_once(
+        tmp_path: Path, monkeypatch: object) -> None:
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    log = tmp_path / "executions.log"
+    spec_path = write_spec(tmp_path / "study.yaml", "killed")
+    env = fake_env(log, sleep=0.3)
+    proc = subprocess.Popen(cli_cmd("run", str(spec_path), "--db", url, "--workers", "2",
+                                    "--quiet"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    engine = create_engine(url)
+    try:
+        runs = _wait_for(engine, lambda rs: sum(r.status == "complete" for r in rs) >= 3
+                         and any(r.status == "running" for r in rs))
+        victim = next(r for r in runs if r.status == "running")
+        pid = int(victim.worker.split(":")[1])
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The command says a worker died and exits non-zero, but the other workers took the
+    # killed worker's run over at once (its pid is gone on this host).
+    assert proc.returncode == 1, (out, err)
+    assert "worker processes exited with codes [-9]" in err
+    # Re-running the command finishes whatever is left and re-runs nothing complete.
+    for key, value in fake_env(log).items():
+        monkeypatch.setenv(key, value)  # type: ignore[attr-defined]
+    assert run_study_command(str(spec_path), db=url, workers=1, progress=False) == 0
+
+    expected = sorted(run_id_of(r.config) for r in load_spec(spec_path).plan())
+    ran = Counter(executions(log))
+    assert sorted(ran) == expected
+    doubled = [k for k, n in ran.items() if n > 1]
+    assert len(doubled) == 1 and ran[doubled[0]] == 2, ran  # only the killed run, once more
+    with Session(engine) as s:
+        rows = list(s.scalars(select(Run)))
+        assert len(rows) == 24 and {r.status for r in rows} == {"complete"}
+        killed = s.get(Run, victim.id)
+        assert killed is not None and killed.attempts == 2
+        assert sum(r.attempts for r in rows) == 25
+    engine.dispose()
