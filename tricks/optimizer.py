@@ -379,7 +379,8 @@ class Hybrid(Optimizer):
     """Adam, then SGD with momentum from a scheduled epoch (He et al. 2025's hybrid optimizer).
 
     ``switch_at``: a float in (0, 1) is a fraction of the run's epochs (SGD from epoch
-    ``round(switch_at * epochs)``, at least 1); an int >= 1 is the first SGD epoch itself.
+    ``round(switch_at * epochs)``, at least 1); an int >= 1 is the first SGD epoch itself (0-based;
+    one at or past the last epoch means the run never switches and records no switch).
     ``sgd_lr``: the SGD base rate, or ``auto``: the SWATS projection ``Lambda`` of Adam's steps
     (see :class:`SWATSOptimizer`) at the switch, used as ``(1 - momentum) Lambda``, the SGD
     rate whose steady-state momentum step matches it. The learning-rate schedule continues
