@@ -1,0 +1,102 @@
+"""build_model: architectures, block orders, readouts, input kinds, errors, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.build import build_model
+from harness.errors import ConfigError
+from models.layers import SynapticConv, SynapticLinear, TimePool
+from models.neurons import LIF
+from models.norm import TemporalBatchNorm
+from tests._models_common import cfg
+
+
+def _kinds(model) -> list[str]:
+    names = {SynapticConv: "conv", SynapticLinear: "fc", TemporalBatchNorm: "norm", LIF: "lif",
+             TimePool: "pool"}
+    return [names.get(type(m), type(m).__name__) for m in model.layers]
+
+
+def test_default_conv_layout_and_output() -> None:
+    model = build_model(cfg(), input_shape=(2, 17, 17), num_classes=10)
+    assert _kinds(model) == ["conv", "norm", "lif", "pool", "conv", "norm", "lif", "pool",
+                             "Flatten", "fc", "norm", "lif", "fc", "lif"]
+    assert model.layers[9].in_features == 8 * 4 * 4
+    for _, layer in model.synaptic_layers():  # bias-free
+        assert [n for n, _ in layer.named_parameters()] == ["weight"]
+    x = (torch.rand(4, 3, 2, 17, 17) < 0.2).float()
+    out = model(x)
+    assert out.shape == (4, 3, 10)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+    rates = model.spike_rates()
+    assert set(rates) == {"layers.2", "layers.6", "layers.11", "layers.13", "overall"}
+    total = sum(float(m.spike_count) for m in model.layers if isinstance(m, LIF))
+    steps = sum(m.neuron_steps for m in model.layers if isinstance(m, LIF))
+    assert rates["overall"] == pytest.approx(total / steps)
+
+
+@pytest.mark.parametrize(("order", "kinds"), [
+    ("conv-norm-pool-neuron", ["conv", "norm", "pool", "lif"]),
+    ("conv-pool-norm-neuron", ["conv", "pool", "norm", "lif"]),
+])
+def test_block_order_and_pool(order: str, kinds: list[str]) -> None:
+    model = build_model(cfg(model={"block_order": order, "pool": "avg"}), input_shape=(2, 8, 8),
+                        num_classes=3)
+    assert _kinds(model)[:4] == kinds
+    assert model.layers[_kinds(model).index("pool")].kind == "avg"
+    assert model((torch.rand(4, 2, 2, 8, 8) < 0.3).float()).shape == (4, 2, 3)
+
+
+def test_membrane_readout() -> None:
+    model = build_model(cfg(), input_shape=(2, 8, 8), num_classes=3, readout="membrane")
+    last = model.layers[-1]
+    assert isinstance(last, LIF) and not last.fire
+    out = model((torch.rand(4, 2, 2, 8, 8) < 0.3).float())
+    assert out.shape == (4, 2, 3)
+    assert len(out.unique()) > 2  # real-valued membrane
+    with pytest.raises(ConfigError, match="readout"):
+        build_model(cfg(), input_shape=(2, 8, 8), num_classes=3, readout="rate")
+
+
+def test_feature_vectors_need_mlp() -> None:
+    with pytest.raises(ConfigError, match="model.arch: mlp"):
+        build_model(cfg(), input_shape=(70,), num_classes=5)
+    model = build_model(cfg(model={"arch": "mlp"}), input_shape=(70,), num_classes=5)
+    assert _kinds(model) == ["fc", "norm", "lif", "fc", "norm", "lif", "fc", "lif"]
+    assert model(torch.rand(4, 2, 70)).shape == (4, 2, 5)
+    frames = build_model(cfg(model={"arch": "mlp"}), input_shape=(2, 8, 8), num_classes=5)
+    assert frames(torch.rand(4, 2, 2, 8, 8)).shape == (4, 2, 5)
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ConfigError, match="too small"):
+        build_model(cfg(model={"channels": [4, 4, 4, 4]}), input_shape=(2, 8, 8), num_classes=3)
+    with pytest.raises(ConfigError, match="kernel_size"):
+        build_model(cfg(model={"kernel_size": 2}), input_shape=(2, 8, 8), num_classes=3)
+    with pytest.raises(ConfigError, match="time_steps"):
+        build_model(cfg({"normalization": "bntt"}, dataset={"time_steps": None}),
+                    input_shape=(2, 8, 8), num_classes=3)
+
+
+def test_paper_sized_shapes() -> None:
+    model = build_model(cfg(model={"channels": [64, 128], "hidden": 256}),
+                        input_shape=(2, 34, 34), num_classes=10)
+    convs = [m for m in model.layers if isinstance(m, SynapticConv)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(2, 64), (64, 128)]
+    fcs = [m for m in model.layers if isinstance(m, SynapticLinear)]
+    assert [(f.in_features, f.out_features) for f in fcs] == [(128 * 8 * 8, 256), (256, 10)]
+
+
+def test_same_seed_same_model_and_output() -> None:
+    x = (torch.rand(4, 3, 2, 8, 8) < 0.3).float()
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        model = build_model(cfg({"binarization": "ste"}), input_shape=(2, 8, 8), num_classes=3)
+        out = model(x)
+        out.sum().backward()
+        outs.append((out, [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
