@@ -96,7 +96,8 @@ def test_failures_max_runs_added_seeds_and_retry(
                                "opt=adam|lrs=constant|pool=avg|wd=0.0|seed=0"]
     engine = create_engine(url)
     with Session(engine) as s:
-        bug = s.scalars(select(Run).where(Run.run_key == "model.pool=avg|train.weight_decay=0|seed=0")).one()
+        key = "model.pool=avg|train.weight_decay=0|seed=0"
+        bug = s.scalars(select(Run).where(Run.run_key == key)).one()
         assert bug.status == "failed" and "RuntimeError: boom from a buggy run" in bug.error
 
     # B: one more seed. Only new runs and the two never started run; the failure stays failed.
