@@ -135,11 +135,12 @@ def test_real_tiny_study_reports(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "study.yaml", "tiny-real",
                       train={"epochs": 1, "batch_size": 16, "seeds": [0, 1]},
                       factors={"binarization": ["fp32", "ste-clip"]})
-    assert main(["run", str(spec), "--db", url, "--quiet"]) == 0
+    code = main(["run", str(spec), "--db", url, "--quiet"])
+    runs = runs_frame(url, "tiny-real")
+    assert code == 0, runs.loc[runs["status"] != "complete", "error"].tolist()
     out = tmp_path / "reports"
     assert main(["report", "--db", url, "--out", str(out), "--format", "csv,md"]) == 0
-    runs = runs_frame(url, "tiny-real", status="complete")
-    assert len(runs) == 4
+    assert len(runs) == 4 and set(runs["status"]) == {"complete"}
     me = pd.read_csv(out / "tiny-real" / "main_effects.csv")
     expected = runs.groupby("binarization")["test_acc"].agg(["size", "mean"])
     for _, row in me.iterrows():

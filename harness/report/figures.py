@@ -104,7 +104,8 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, *, factor: str | N
             continue
         color = f"C{i % 10}"
         stats = sub.groupby("epoch")["value"].agg(["mean", "std"])
-        epochs = stats.index.to_numpy(float)
+        # Curve index i is measured after i + 1 epochs of training.
+        epochs = stats.index.to_numpy(float) + 1
         mean = stats["mean"].to_numpy(float)
         std = np.nan_to_num(stats["std"].to_numpy(float))
         ax.plot(epochs, mean, color=color, label=_text(name))
@@ -113,11 +114,13 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, *, factor: str | N
             sw = sub_runs["switch_epoch"].astype(float)
             sw = sw[np.isfinite(sw)]
             if len(sw):
-                ax.axvline(float(sw.mean()), color=color, linestyle="--", linewidth=1)
+                # switch_epoch k (0-based) switches before epoch k + 1 is trained, i.e. between
+                # the points measured after k and after k + 1 epochs.
+                ax.axvline(float(sw.mean()) + 0.5, color=color, linestyle="--", linewidth=1)
         drawn += 1
     if not drawn:
         return None
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epochs trained")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     title = f"{metric} per {_text(factor)} level" if factor else metric

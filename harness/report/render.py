@@ -52,8 +52,8 @@ STATS_NOTE = (f"Means over complete runs; 95% CI: percentile bootstrap of the me
               f"({N_BOOTSTRAP} resamples, fixed seed). Differences are paired (same other levels "
               f"and seed): Wilcoxon signed-rank with at least {MIN_WILCOXON_PAIRS} pairs, "
               f"paired t below (the test column says which); p_holm: Holm-corrected over the "
-              f"table; significant: p_holm < {ALPHA}. Means of other metrics leave out runs where "
-              f"they are not finite (epochs_to_95pct is inf for a run that never got there).")
+              f"table; significant: p_holm < {ALPHA}. Means of the other metrics are over the runs "
+              "where they are finite.")
 
 
 @dataclasses.dataclass
