@@ -18,7 +18,15 @@ from sqlalchemy import create_engine, inspect, text
 from test_results import FULL_SPEC, labels_of, make_study, metric_values
 
 from harness.cli import main
-from harness.report import report_command, study_dirname
+from harness.report import (
+    ablation,
+    best_practice,
+    best_practice_summary,
+    main_effects,
+    recommended_vs_baseline,
+    report_command,
+    study_dirname,
+)
 from harness.report.render import tex_escape
 from harness.results import runs_frame
 
@@ -231,6 +239,38 @@ def test_best_practice_recommendation(reported: dict[str, Any]) -> None:
     rvb = read(reported, "full", "recommended_vs_baseline")
     assert rvb["configuration"].tolist() == ["baseline", "recommended"]
     assert rvb["mean"].iloc[0] == pytest.approx(np.mean([acc(0, 0, s) for s in SEEDS]))
+
+
+def test_one_at_a_time_design_gives_the_factorial_ablation(reported: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'oat.sqlite'}"
+    make_study(url, dict(FULL_SPEC, study="oat", design="one-at-a-time"),
+               combos={(0, 0), (1, 0), (0, 1), (0, 2)})
+    runs = runs_frame(url, "oat")
+    assert len(runs) == 12
+    oat = ablation(runs)
+    full = read(reported, "full", "ablation")
+    cols = ["change", "runs", "mean", "diff", "n_pairs", "test", "p", "p_holm"]
+    pd.testing.assert_frame_equal(oat[cols].reset_index(drop=True), full[cols],
+                                  check_dtype=False)
+    me = main_effects(runs)
+    ste = me[me["level"] == BIN[1]].iloc[0]
+    # In a one-at-a-time design the only partners of a change are the baseline runs.
+    assert ste["n_pairs"] == 3 and ste["runs"] == 3
+    assert ste["diff"] == pytest.approx(np.mean([acc(1, 0, s) - acc(0, 0, s) for s in SEEDS]))
+    versus = recommended_vs_baseline(runs)
+    assert versus["runs"].iloc[0] == 3
+    summary = best_practice_summary(best_practice(runs), versus)
+    assert summary.startswith(f"Recommended: binarization = {BIN[0]}")
+
+
+def test_best_practice_summary_in_report(reported: dict[str, Any]) -> None:
+    md = (reported["out"] / "full" / "report.md").read_text(encoding="utf-8")
+    summary = md[md.index("**Best practice.**"):].splitlines()[0]
+    assert f"binarization = {BIN[0]} (significantly best)" in summary
+    assert f"optimizer = {OPT[0]} (no significant difference)" in summary
+    assert "The recommended combination is the baseline." in summary
+    assert md.index("**Best practice.**") < md.index("## 1. Main")
 
 
 def test_partial_study_counts_and_failures(reported: dict[str, Any]) -> None:

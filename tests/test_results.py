@@ -80,11 +80,13 @@ def labels_of(spec: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def make_study(url: str, spec: dict[str, Any], *, statuses: dict[int, str] | None = None,
-               values=metric_values, create: bool = True) -> None:
+               values=metric_values, create: bool = True,
+               combos: set[tuple[int, int]] | None = None) -> None:
     """Write ``spec``'s full grid (every combination x seed) into ``url`` through the ORM.
 
     ``statuses`` maps a run position to a status other than complete; pending runs carry no
-    metrics, a failed run an error and a partial curve.
+    metrics, a failed run an error and a partial curve. ``combos`` keeps only these (level
+    index, level index) combinations (a one-at-a-time design).
     """
     engine = create_engine(url)
     if create:
@@ -100,7 +102,7 @@ def make_study(url: str, spec: dict[str, Any], *, statuses: dict[int, str] | Non
         s.add(study)
         s.flush()
         grid = [(b, o) for b in range(len(labels[factors[0]]))
-                for o in range(len(labels[factors[1]]))]
+                for o in range(len(labels[factors[1]])) if combos is None or (b, o) in combos]
         position = 0
         for b, o in grid:
             for seed in spec["train"]["seeds"]:

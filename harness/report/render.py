@@ -85,6 +85,8 @@ class StudyReport:
     metric: str
     tables: list[ReportTable]
     figures: list[ReportFigure]
+    #: Best practice in words (empty until a run is complete).
+    summary: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -166,14 +168,17 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
                     "Weight memory in bits and as a ratio of fp32; operations and energy per "
                     "inference sample."))
     practice = tbl.best_practice(runs, metric=metric)
+    versus = tbl.recommended_vs_baseline(runs, practice, metric=metric)
+    report.summary = tbl.best_practice_summary(practice, versus, metric=metric)
     add(ReportTable("best_practice", f"Best practice per factor ({metric})", practice,
-                    "The best level is recommended where it is significantly better than every "
-                    "other level (paired tests, Holm over all factors); otherwise the cheapest "
-                    "level among those not significantly worse (weight memory, energy, synops, "
-                    "training time; then the reference).",
+                    report.summary + " The best level is recommended where it is "
+                    "significantly better than every other level (paired tests, Holm over all "
+                    "factors); otherwise the cheapest level among those not significantly "
+                    "worse (weight memory, energy, synops, training time; then the "
+                    "reference).",
                     ["factor", "recommended", "decision", "reference", "diff_vs_reference"]))
     add(ReportTable("recommended_vs_baseline", "Recommended combination against the baseline",
-                    tbl.recommended_vs_baseline(runs, practice, metric=metric),
+                    versus,
                     "Paired by seed. A combination the study never ran shows 0 runs."))
 
     if not figures:
@@ -367,6 +372,8 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     out = [f"# Study report: {_md_escape(report.study)}", ""]
     if h["partial"]:
         out += [f"> **{h['partial']}**", ""]
+    if report.summary:
+        out += [f"**Best practice.** {_md_escape(report.summary)}", ""]
     out += [f"- **{k}:** {_md_escape(v)}" for k, v in h["items"]]
     out += ["- **Machines:** " + (_md_escape("; ".join(h["machines"])) or "not recorded"),
             "- **Package versions:** " + (_md_escape("; ".join(h["versions"])) or "not recorded"),
@@ -414,6 +421,8 @@ def render_html(report: StudyReport) -> str:
            "</head>", "<body>", f"<h1>Study report: {e(report.study)}</h1>"]
     if h["partial"]:
         out.append(f'<p class="partial"><strong>{e(h["partial"])}</strong></p>')
+    if report.summary:
+        out.append(f"<p><strong>Best practice.</strong> {e(report.summary)}</p>")
     out.append("<ul>")
     out += [f"<li><strong>{e(k)}:</strong> {e(v)}</li>" for k, v in h["items"]]
     out.append("<li><strong>Machines:</strong> " + (e("; ".join(h["machines"]))

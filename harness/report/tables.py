@@ -26,6 +26,7 @@ __all__ = [
     "ReportError",
     "ablation",
     "best_practice",
+    "best_practice_summary",
     "bn_vs_shift_bn",
     "combination_label",
     "cost",
@@ -458,3 +459,21 @@ def recommended_vs_baseline(runs: pd.DataFrame, practice: pd.DataFrame | None = 
     return pd.DataFrame(rows, columns=["configuration", "levels", "runs", "mean", "std",
                                        "ci_low", "ci_high", "diff", "diff_ci_low",
                                        "diff_ci_high", "n_pairs", "test", "statistic", "p"])
+
+
+def best_practice_summary(practice: pd.DataFrame, versus: pd.DataFrame, *,
+                          metric: str = "test_acc") -> str:
+    """The best-practice tables in two sentences, for the top of a report or a README."""
+    parts = [f"{r.factor} = {r.recommended} ({r.decision})" for r in practice.itertuples()
+             if r.recommended]
+    text = "Recommended: " + ("; ".join(parts) if parts else "nothing yet (no complete runs)")
+    base, rec = versus.iloc[0], versus.iloc[1]
+    if rec["test"] == "same as baseline":
+        return text + ". The recommended combination is the baseline."
+    if rec["runs"] == 0:
+        return text + (f". The recommended combination was not run in this study (baseline "
+                       f"mean {metric} {base['mean']:.4g}).")
+    sig = f"p = {rec['p']:.3g}, {rec['test']}" if math.isfinite(rec["p"]) else rec["test"]
+    return text + (f". Recommended combination: mean {metric} {rec['mean']:.4g} over "
+                   f"{rec['runs']} runs against the baseline's {base['mean']:.4g}; paired "
+                   f"difference {rec['diff']:+.4g} over {rec['n_pairs']} seeds ({sig}).")
