@@ -71,3 +71,11 @@ def test_full_precision_network_has_no_binary_weights() -> None:
     assert result.curves["sign_flip_rate"][0] != result.curves["sign_flip_rate"][0]  # NaN
     with pytest.raises(Exception, match="needs binary weights"):
         train_run(_cfg(binarization="fp32", optimizer="bop"), data=_frames())
+
+
+def test_same_config_and_seed_give_identical_metrics_with_the_real_network() -> None:
+    cfg = _cfg(optimizer={"name": "hybrid", "switch_at": 1})
+    a, b = train_run(cfg, data=_frames()), train_run(cfg, data=_frames())
+    assert {k: v for k, v in a.metrics.items() if k != "train_time_s"} == {
+        k: v for k, v in b.metrics.items() if k != "train_time_s"}
+    assert a.curves == b.curves
