@@ -1,10 +1,9 @@
 """End to end: ``bsnn-bench run`` fills a database through the real runner, ``bsnn-bench report``
 turns it into files whose numbers match an independent computation.
 
-The first test swaps the training function for ``synthetic_run`` (through
-``BSNN_BENCH_RUN_FN``, as the runner's own tests do), so the spec, the worker process, the
-claims and the result writes are the real ones while the metrics are known in closed form. The
-second trains for real on a few digits-dvs samples.
+The training function is swapped for ``synthetic_run`` (through ``BSNN_BENCH_RUN_FN``, as the
+runner's own tests do), so the spec, the worker process, the claims and the result writes are the
+real ones while the metrics are known in closed form. tests/test_report_real.py trains for real.
 """
 
 from __future__ import annotations
@@ -127,25 +126,3 @@ def test_runner_then_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert bn["loss"].iloc[0] == pytest.approx(0.004)
     assert (folder / "learning_curves.png").stat().st_size > 5000
     assert "bsnn-bench: error" not in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_real_tiny_study_reports(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
-    spec = write_spec(tmp_path / "study.yaml", "tiny-real",
-                      train={"epochs": 1, "batch_size": 16, "seeds": [0, 1]},
-                      factors={"binarization": ["fp32", "ste-clip"]})
-    code = main(["run", str(spec), "--db", url, "--quiet"])
-    runs = runs_frame(url, "tiny-real")
-    assert code == 0, runs.loc[runs["status"] != "complete", "error"].tolist()
-    out = tmp_path / "reports"
-    assert main(["report", "--db", url, "--out", str(out), "--format", "csv,md"]) == 0
-    assert len(runs) == 4 and set(runs["status"]) == {"complete"}
-    me = pd.read_csv(out / "tiny-real" / "main_effects.csv")
-    expected = runs.groupby("binarization")["test_acc"].agg(["size", "mean"])
-    for _, row in me.iterrows():
-        assert row["runs"] == expected.loc[row["level"], "size"]
-        assert row["mean"] == pytest.approx(expected.loc[row["level"], "mean"])
-    cost = pd.read_csv(out / "tiny-real" / "cost.csv").set_index("binarization")
-    # Binary weights take a 32nd of fp32's memory, whatever else the cost model counts.
-    assert cost.loc["ste-clip", "weight_memory_bits"] < cost.loc["fp32", "weight_memory_bits"]
