@@ -209,7 +209,8 @@ def _merge_levels(spec_levels: dict[str, list[str]], observed: pd.DataFrame,
         labels = list(spec_levels.get(factor, []))
         if factor in ordered:
             seen = [v for v in ordered[factor].dropna().unique().tolist() if v not in labels]
-            if labels and not any(lab in set(ordered[factor]) for lab in labels):
+            stored = set(ordered[factor].dropna())
+            if labels and stored and not stored & set(labels):
                 # None of the spec's labels were stored (labels changed between versions):
                 # fall back on run order, whose first run is the reference combination.
                 labels = []

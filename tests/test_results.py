@@ -191,6 +191,15 @@ def test_runs_frame_status_filter_and_partial(db_url: str) -> None:
         runs_frame(db_url, "partial", status="done")
 
 
+def test_study_without_runs_keeps_spec_levels(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    make_study(url, FULL_SPEC, combos=set())
+    runs = runs_frame(url, "full")
+    assert runs.empty and runs.attrs["levels"] == labels_of(FULL_SPEC)
+    assert list(runs.columns[:6]) == ["run_id", "run_key", "status", "seed", "binarization",
+                                      "optimizer"]
+
+
 def test_curves_frame_long_form(db_url: str) -> None:
     curves = curves_frame(db_url, "full", "val_acc")
     assert list(curves.columns) == ["run_id", "status", "binarization", "optimizer", "seed",
