@@ -9,7 +9,7 @@ Eight classes, each a pattern moving through the sensor for ``duration_ms``:
  3    down                ... downwards
  4    clockwise           a pinwheel of 2-4 soft spokes rotating clockwise
  5    counter-clockwise   the same pinwheel rotating counter-clockwise
- 6    expanding           concentric rings (radial cosine grating) moving outwards
+ 6    expanding           concentric rings (radial cosine grating) moving out by one period
  7    contracting         the same rings moving inwards
 ====  ==================  ===================================================================
 
@@ -26,6 +26,7 @@ what a network with temporal dynamics must use.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -115,7 +116,7 @@ def _rotate(cls: int, t: np.ndarray, xx: np.ndarray, yy: np.ndarray, cx: float, 
 def _radial(cls: int, t: np.ndarray, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float,
             start_phase: float, rng: np.random.Generator) -> np.ndarray:
     period = rng.uniform(6.0, 8.0)
-    cycles = int(rng.integers(1, 3))
+    cycles = 1
     phase0 = rng.uniform(0.0, start_phase)
     radius = rng.uniform(11.0, 16.0)
     sign = 1.0 if cls == 6 else -1.0
@@ -130,32 +131,37 @@ def labels(params: SyntheticGesturesParams) -> np.ndarray:
     return np.tile(np.arange(len(CLASSES), dtype=np.int64), params.samples_per_class)
 
 
-def generate(params: SyntheticGesturesParams, *,
-             chunk: int = 64) -> tuple[list[np.ndarray], np.ndarray]:
-    """Record every sample; returns (events per sample, labels int64), classes interleaved."""
+def generate(params: SyntheticGesturesParams, indices: Sequence[int] | None = None, *,
+             chunk: int = 64) -> list[np.ndarray]:
+    """Record samples ``indices`` (default all; classes interleaved); events per sample.
+
+    Sample i draws only from a generator seeded by ``(params.seed, i)``.
+    """
     sensor = params.sensor
     w, h = sensor.width, sensor.height
-    rng = np.random.default_rng(params.seed)
-    n = params.samples_per_class * len(CLASSES)
     classes = labels(params)
+    idx = np.arange(len(classes)) if indices is None else np.asarray(indices, dtype=np.int64)
     k = int(round(params.duration_ms / params.step_ms)) + 1
     t = np.linspace(0.0, 1.0, k)[:, None, None]  # fraction of the recording
     times_us = np.linspace(0.0, params.duration_ms * 1000.0, k)
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     events: list[np.ndarray] = []
-    for start in range(0, n, chunk):
-        scenes = []
-        for cls in classes[start:start + chunk]:
+    for start in range(0, len(idx), chunk):
+        scenes, rngs = [], []
+        for i in idx[start:start + chunk]:
+            rng = np.random.default_rng([params.seed, int(i)])
+            cls = int(classes[i])
             cx = w / 2 + rng.uniform(-params.centre_jitter, params.centre_jitter)
             cy = h / 2 + rng.uniform(-params.centre_jitter, params.centre_jitter)
             if cls < 4:
-                pattern = _translate(int(cls), t, xx, yy, w, h, rng)
+                pattern = _translate(cls, t, xx, yy, w, h, rng)
             elif cls < 6:
-                pattern = _rotate(int(cls), t, xx, yy, cx, cy, params.start_phase, rng)
+                pattern = _rotate(cls, t, xx, yy, cx, cy, params.start_phase, rng)
             else:
-                pattern = _radial(int(cls), t, xx, yy, cx, cy, params.start_phase, rng)
+                pattern = _radial(cls, t, xx, yy, cx, cy, params.start_phase, rng)
             bg = rng.uniform(*params.background)
             contrast = rng.uniform(*params.contrast)
             scenes.append((bg + contrast * pattern).astype(np.float32))
-        events.extend(sensor.record(np.stack(scenes, axis=1), times_us, rng))
-    return events, classes
+            rngs.append(rng)
+        events.extend(sensor.record(np.stack(scenes, axis=1), times_us, rngs))
+    return events
