@@ -124,33 +124,6 @@ def tiny_data(n: int = 96, t: int = 4, features: int = 8, classes: int = 3,
     return TinyData(*loaders, input_shape=(features,), num_classes=classes, time_steps=t)
 
 
-def ensure_default_levels() -> None:
-    """Register a stand-in default level for factors whose levels have not landed yet.
-
-    RunConfig fills every factor with its default level; while another factor's module is
-    still a bare contract, the training-loop tests need something there. A real level of the
-    same name always wins (nothing is replaced).
-    """
-    import tricks
-
-    added = False
-    for factor in ("binarization", "normalization", "shift_bn", "surrogate", "augmentation"):
-        module = getattr(tricks, factor)
-        if module.DEFAULT in module.LEVELS:
-            continue
-        base = next(v for v in vars(module).values() if isinstance(v, type)
-                    and issubclass(v, tricks.Level) and v.__module__ == module.__name__
-                    and v.factor == factor)
-        stand_in = dataclasses.dataclass(frozen=True)(type(
-            f"StandIn{factor.title()}", (base,),
-            {"name": module.DEFAULT, "__annotations__": {}, "__module__": __name__,
-             "after_step": lambda self, model: None}))
-        module.LEVELS[module.DEFAULT] = stand_in
-        added = True
-    if added:
-        tricks.registry.cache_clear()
-
-
 def tiny_cfg(epochs: int = 4, optimizer: Any = "adam", factors: dict | None = None,
              **train: Any) -> Any:
     """A RunConfig for the tiny model: one thread (the tiny nets gain nothing from two)."""

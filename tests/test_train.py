@@ -9,13 +9,11 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from _train_tiny import Recorder, TinyNet, ensure_default_levels, tiny_cfg, tiny_data
+from _train_tiny import Recorder, TinyNet, tiny_cfg, tiny_data
 
 import tricks
 from harness.config import RunConfig
 from harness.train import OptimizerSwitch, format_metrics, train_run
-
-ensure_default_levels()
 
 
 def _run(cfg: RunConfig, **kw: Any) -> Any:
@@ -191,3 +189,15 @@ def test_ctrl_c_reaches_the_caller_and_its_sigint_handler_survives() -> None:
         assert signal.getsignal(signal.SIGINT) is handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_val_acc_reaches_callbacks_in_the_same_epoch() -> None:
+    # The study's pruner reads trainer.callback_metrics["val_acc"] in its epoch-end hook.
+    seen: list[float] = []
+
+    class Reader(L.Callback):
+        def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+            seen.append(float(trainer.callback_metrics["val_acc"]))
+
+    result = _run(tiny_cfg(epochs=2), callbacks=[Reader()])
+    assert seen == pytest.approx(result.curves["val_acc"])

@@ -6,14 +6,12 @@ from typing import Any
 
 import pytest
 import torch
-from _train_tiny import Recorder, TinyData, _TimeMajor, ensure_default_levels
+from _train_tiny import Recorder, TinyData, _TimeMajor
 from torch.utils.data import DataLoader, TensorDataset
 
 from harness.build import binary_parameters
 from harness.config import RunConfig
 from harness.train import binary_parameter_names, train_run
-
-ensure_default_levels()
 
 
 def _frames() -> TinyData:

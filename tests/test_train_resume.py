@@ -9,12 +9,10 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from _train_tiny import Recorder, TinyNet, ensure_default_levels, tiny_cfg, tiny_data
+from _train_tiny import Recorder, TinyNet, tiny_cfg, tiny_data
 
 from harness.config import RunConfig
 from harness.train import train_run
-
-ensure_default_levels()
 
 
 class Crash(Exception):
