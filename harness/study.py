@@ -60,6 +60,8 @@ __all__ = [
 #: Lease and heartbeat (seconds) of a claimed run: ``"LEASE"`` or ``"LEASE:HEARTBEAT"``.
 #: A run whose worker stops renewing for LEASE seconds is re-run elsewhere. Default 120:30.
 LEASE_ENV = "BSNN_BENCH_LEASE"
+#: Set to 0 to run a single worker in its own process too (by default it runs in this one).
+INLINE_ENV = "BSNN_BENCH_INLINE"
 #: Set to 0 to keep the C allocator's defaults in worker processes.
 ALLOCATOR_ENV = "BSNN_BENCH_ALLOCATOR_TUNING"
 #: glibc keeps freed activation memory instead of returning it to the OS and faulting it back in
@@ -427,6 +429,67 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
 
     stop = {"sigint": False}
 
+    procs: list[Any] = []
+    codes: list[int | None] = []
+    if n_procs == 1 and search is None and os.environ.get(INLINE_ENV, "1") != "0":
+        codes.append(_run_inline(opts, budget, display, engine, spec, study_id, url))
+    else:
+        _run_processes(ctx, n_procs, threads, opts, budget, keep_alive, procs, stop, display,
+                       engine, spec, study_id, url, search)
+        codes = [p.exitcode for p in procs]
+    interrupted = stop["sigint"] or any(c == 130 for c in codes)
+    crashed = [c for c in codes if c not in (0, 130)]
+    counts = storage.count_by_status(engine, study_id)
+    with Session(engine) as s:
+        failed = list(s.scalars(select(Run.run_key).where(
+            Run.study_id == study_id, Run.status == "failed").order_by(Run.position)))
+    wall = time.perf_counter() - t0
+    display.summary(counts, failed, wall, interrupted=interrupted, crashed=crashed)
+    engine.dispose()
+    if crashed and not failed and not interrupted:
+        failed = [f"<worker exited with code {c}>" for c in crashed]
+    return StudyOutcome(counts=counts, failed=failed, interrupted=interrupted,
+                        wall_time_s=wall, new_runs=new_runs)
+
+
+def _run_inline(opts: Any, budget: Any, display: Any, engine: Any, spec: StudySpec,
+                study_id: int, url: str) -> int:
+    """One worker in this process: no second interpreter to start and no torch to re-import.
+
+    Progress and Optuna bookkeeping run in a thread meanwhile; SIGINT is the worker's own.
+    """
+    import threading
+
+    from harness.worker import worker_main
+
+    done = threading.Event()
+
+    def monitor() -> None:
+        last_record = 0.0
+        while not done.wait(0.5):
+            with contextlib.suppress(Exception):  # bookkeeping never stops the study
+                display.poll()
+                if time.perf_counter() - last_record > 2.0:
+                    _record_grid_trials(engine, spec, study_id, url)
+                    last_record = time.perf_counter()
+
+    thread = threading.Thread(target=monitor, daemon=True, name="bsnn-progress")
+    thread.start()
+    try:
+        return worker_main(opts, budget, None)
+    finally:
+        done.set()
+        thread.join()
+        _record_grid_trials(engine, spec, study_id, url)
+        display.poll(force=True)
+
+
+def _run_processes(ctx: Any, n_procs: int, threads: int, opts: Any, budget: Any,
+                   keep_alive: Any, procs: list[Any], stop: dict[str, bool], display: Any,
+                   engine: Any, spec: StudySpec, study_id: int, url: str,
+                   search: _Search | None) -> None:
+    """N worker processes; this process shows progress and drives Optuna until they end."""
+
     def on_sigint(_signum: int, _frame: Any) -> None:
         # The terminal sends SIGINT to the workers too; forward it for a `kill -INT` of ours.
         stop["sigint"] = True
@@ -435,7 +498,6 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGINT)
 
-    procs: list[Any] = []
     last_record = 0.0
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -452,10 +514,7 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
             if search is None and time.perf_counter() - last_record > 2.0:
                 _record_grid_trials(engine, spec, study_id, url)
                 last_record = time.perf_counter()
-            if search is not None and not stop["sigint"]:
-                if search.step():
-                    keep_alive.clear()
-            elif search is not None:
+            if search is not None and (stop["sigint"] or search.step()):
                 keep_alive.clear()
         if search is not None:
             search.step()
@@ -469,20 +528,6 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                 p.join(timeout=30)
             if p.is_alive():
                 p.kill()
-    codes = [p.exitcode for p in procs]
-    interrupted = stop["sigint"] or any(c == 130 for c in codes)
-    crashed = [c for c in codes if c not in (0, 130)]
-    counts = storage.count_by_status(engine, study_id)
-    with Session(engine) as s:
-        failed = list(s.scalars(select(Run.run_key).where(
-            Run.study_id == study_id, Run.status == "failed").order_by(Run.position)))
-    wall = time.perf_counter() - t0
-    display.summary(counts, failed, wall, interrupted=interrupted, crashed=crashed)
-    engine.dispose()
-    if crashed and not failed and not interrupted:
-        failed = [f"<worker exited with code {c}>" for c in crashed]
-    return StudyOutcome(counts=counts, failed=failed, interrupted=interrupted,
-                        wall_time_s=wall, new_runs=new_runs)
 
 
 def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | None,
