@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, inspect, select
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -93,6 +93,8 @@ def connect(db: str | Engine | None) -> Iterator[Engine]:
         engine = create_engine(url)
     except (ArgumentError, ImportError) as exc:
         raise StorageError(f"cannot open database '{url_text}': {exc}") from None
+    if url.get_backend_name() == "sqlite":
+        _sqlite_snapshots(engine)
     try:
         _check_schema(engine, url_text)
         yield engine
@@ -117,6 +119,32 @@ def _check_schema(engine: Engine, where: str) -> None:
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read database '{where}': {exc.__class__.__name__}: "
                            f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
+
+
+def _sqlite_snapshots(engine: Engine) -> None:
+    """Make a SQLAlchemy transaction a real SQLite transaction.
+
+    pysqlite only opens a transaction before writes, so the SELECTs of one :func:`runs_frame`
+    would each see the database as of their own moment. A plain (deferred) BEGIN turns them into
+    one read snapshot and, unlike the runner's BEGIN IMMEDIATE, takes no write lock.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _snapshot(engine: Engine) -> Engine:
+    """The engine reading in one snapshot: runs, factors and metrics are separate queries, and
+    a worker may commit a result between them. PostgreSQL's default (read committed) gives each
+    statement its own snapshot; repeatable read gives the transaction one."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
 
 
 def list_studies(db: str | Engine | None) -> list[str]:
@@ -231,7 +259,7 @@ def runs_frame(db: str | Engine | None, study: str, *,
     ``levels`` and ``metrics``.
     """
     wanted = _check_status(status)
-    with connect(db) as engine, Session(engine) as conn:
+    with connect(db) as engine, Session(_snapshot(engine)) as conn:
         s = _study_row(conn, study)
         query = select(Run).where(Run.study_id == s.id).order_by(Run.position, Run.id)
         if wanted is not None:

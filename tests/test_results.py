@@ -316,3 +316,24 @@ def test_runs_frame_on_postgresql() -> None:
         with Session(engine) as s, s.begin():
             s.delete(s.scalars(select(Study).where(Study.name == name)).one())
         engine.dispose()
+
+
+def test_sqlite_reads_are_one_snapshot(tmp_path: Path) -> None:
+    """A result committed while a frame is being read must not half-appear in it."""
+    from sqlalchemy import func
+
+    from harness.results import connect
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    make_study(url, FULL_SPEC)
+    writer = create_engine(url)
+    with writer.connect() as conn:
+        # The runner's databases are in WAL mode (readers and a writer work side by side).
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    with connect(url) as engine, Session(engine) as reader:
+        before = reader.scalar(select(func.count()).select_from(RunMetric))
+        with Session(writer) as s, s.begin():
+            s.add(RunMetric(run_id=1, name="late_metric", value=1.0))
+        assert reader.scalar(select(func.count()).select_from(RunMetric)) == before
+    writer.dispose()
+    assert "late_metric" in runs_frame(url, "full").columns
