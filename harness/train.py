@@ -212,6 +212,11 @@ class BSNNModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": sched, "interval": "epoch", "name": "lr"}}
 
     def on_train_epoch_start(self) -> None:
+        # The data's train loader draws epoch e's shuffle and augmentation from (seed, e);
+        # Lightning only tells samplers the epoch, so a resumed run would replay epoch 0's.
+        set_epoch = getattr(self.trainer.train_dataloader, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.current_epoch)
         self._sums.zero_()
         self.flips.snapshot()
         self.history["lr"].append(current_lr(self.trainer.optimizers[0]))

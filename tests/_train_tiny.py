@@ -112,6 +112,32 @@ class _TimeMajor:
         return len(self.loader)
 
 
+class ShuffledByEpoch:
+    """Time-major batches reshuffled per epoch from (seed, epoch), like harness.data's loaders:
+    ``set_epoch`` picks the epoch, otherwise each pass counts one up."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int = 0) -> None:
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.epoch = 0
+        self.epochs_seen: list[int] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        self.epochs_seen.append(epoch)
+        order = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(
+            1000 * self.seed + epoch))
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield self.x[idx].transpose(0, 1).contiguous(), self.y[idx]
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+
 def tiny_data(n: int = 96, t: int = 4, features: int = 8, classes: int = 3,
               seed: int = 0, batch_size: int = 16) -> TinyData:
     g = torch.Generator().manual_seed(seed)
@@ -119,9 +145,11 @@ def tiny_data(n: int = 96, t: int = 4, features: int = 8, classes: int = 3,
     y = torch.arange(n) % classes
     x = (torch.rand(n, t, features, generator=g) < centers[y].unsqueeze(1) * 0.8).float()
     parts = [slice(0, n // 2), slice(n // 2, 3 * n // 4), slice(3 * n // 4, n)]
-    loaders = [_TimeMajor(DataLoader(TensorDataset(x[s], y[s]), batch_size=batch_size))
-               for s in parts]
-    return TinyData(*loaders, input_shape=(features,), num_classes=classes, time_steps=t)
+    train = ShuffledByEpoch(x[parts[0]], y[parts[0]], batch_size, seed)
+    val, test = (_TimeMajor(DataLoader(TensorDataset(x[s], y[s]), batch_size=batch_size))
+                 for s in parts[1:])
+    return TinyData(train, val, test, input_shape=(features,), num_classes=classes,
+                    time_steps=t)
 
 
 def tiny_cfg(epochs: int = 4, optimizer: Any = "adam", factors: dict | None = None,

@@ -56,9 +56,12 @@ def test_resume_before_and_after_the_switch_repeats_the_uninterrupted_run(
     second = Recorder()
     torch.manual_seed(123)  # the resumed run must not depend on a fresh initialization
     model = TinyNet()
-    resumed = train_run(cfg, model=model, data=tiny_data(), callbacks=[second], ckpt_path=ckpt,
+    data = tiny_data()
+    resumed = train_run(cfg, model=model, data=data, callbacks=[second], ckpt_path=ckpt,
                         ckpt_dir=str(tmp_path / "resumed"))
 
+    # The resumed run trains epochs crash..3 on those epochs' shuffles, not epoch 0's again.
+    assert data.train.epochs_seen == list(range(crash, 4))
     assert first.steps + second.steps == full_rec.steps
     assert [c.__name__ for c in first.classes + second.classes] == [
         c.__name__ for c in full_rec.classes]
