@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.config import RunConfig
+from harness.errors import ConfigError
 from tricks.optimizer import Optimizer, current_lr, optimizer_kind
 
 __all__ = [
@@ -374,6 +375,21 @@ def _cost_metrics(cfg: RunConfig, model: nn.Module,
     return cost_metrics(cfg, model, synops=synops)
 
 
+def _check_train_config(tc: Any) -> None:
+    """Range checks of ``train.*`` that RunConfig's type checks cannot express."""
+    checks = [
+        ("epochs", tc.epochs >= 1, "at least 1"),
+        ("lr", math.isfinite(tc.lr) and tc.lr > 0, "a positive number"),
+        ("weight_decay", math.isfinite(tc.weight_decay) and tc.weight_decay >= 0, ">= 0"),
+        ("grad_clip", tc.grad_clip is None or tc.grad_clip > 0, "a positive number or null"),
+        ("divergence_loss", tc.divergence_loss > 0, "a positive number"),
+        ("num_threads", tc.num_threads is None or tc.num_threads >= 1, "at least 1 or null"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"'train.{key}' must be {expected}, got {getattr(tc, key)!r}")
+
+
 def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.Callback] = (),
               ckpt_path: str | None = None, ckpt_dir: str | None = None,
               model: nn.Module | None = None, data: Any = None,
@@ -392,6 +408,7 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
     """
     start = time.perf_counter()
     tc = cfg.train
+    _check_train_config(tc)
     if tc.num_threads is not None:
         torch.set_num_threads(tc.num_threads)
     L.seed_everything(tc.seed, workers=True, verbose=False)

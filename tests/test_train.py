@@ -13,6 +13,7 @@ from _train_tiny import Recorder, TinyNet, tiny_cfg, tiny_data
 
 import tricks
 from harness.config import RunConfig
+from harness.errors import ConfigError
 from harness.train import OptimizerSwitch, format_metrics, train_run
 
 
@@ -201,3 +202,10 @@ def test_val_acc_reaches_callbacks_in_the_same_epoch() -> None:
 
     result = _run(tiny_cfg(epochs=2), callbacks=[Reader()])
     assert seen == pytest.approx(result.curves["val_acc"])
+
+
+@pytest.mark.parametrize(("key", "value"), [("epochs", 0), ("lr", 0.0), ("grad_clip", -1.0),
+                                            ("weight_decay", -0.1), ("num_threads", 0)])
+def test_bad_training_parameters_are_user_errors(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"'train.{key}' must be"):
+        _run(tiny_cfg(**{key: value}))
