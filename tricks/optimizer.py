@@ -135,8 +135,10 @@ class SWATSOptimizer(torch.optim.Optimizer):
             return loss
         s["step"] += 1
         k = s["step"]
-        pp = torch.zeros((), dtype=torch.float64)
-        pg = torch.zeros((), dtype=torch.float64)
+        # Dot products over the whole parameter vector, summed on the parameters' device in
+        # float64 (float32 where the device has none): one host sync per step, not per tensor.
+        pp_terms: list[Tensor] = []
+        pg_terms: list[Tensor] = []
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -154,9 +156,13 @@ class SWATSOptimizer(torch.optim.Optimizer):
                 denom = (st["exp_avg_sq"].sqrt() / math.sqrt(1.0 - beta2 ** k)).add_(group["eps"])
                 step = st["exp_avg"] / denom * (-group["lr"] / (1.0 - beta1 ** k))
                 p.add_(step)
-                pp += (step.double() * step.double()).sum()
-                pg += (step.double() * g.double()).sum()
-        pp_f, pg_f = float(pp), float(pg)
+                acc = torch.float32 if p.device.type == "mps" else torch.float64
+                pp_terms.append(torch.sum(step * step, dtype=acc))
+                pg_terms.append(torch.sum(step * g, dtype=acc))
+        if not pp_terms:
+            return loss
+        pp_f = float(torch.stack([t.to(pp_terms[0].device) for t in pp_terms]).sum())
+        pg_f = float(torch.stack([t.to(pg_terms[0].device) for t in pg_terms]).sum())
         if pg_f != 0.0:
             beta2 = self.param_groups[0]["betas"][1]
             gamma = pp_f / -pg_f
