@@ -2,8 +2,8 @@
 
 Optuna keeps its own tables (``studies``, ``trials``, ``trial_*``, ``version_info``,
 ``alembic_version``) in the same database; ours all start with ``bench_`` so they never collide.
-The schema version lives in ``bench_schema``; :func:`open_database` refuses a database written by
-another version with the command that upgrades it.
+The schema version lives in ``bench_schema``; :func:`harness.storage.open_database` migrates a
+database written by an older version or refuses it with the command to run.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ __all__ = [
 #: Bump on every change of the tables below, and add a migration step in harness.storage.
 SCHEMA_VERSION = 1
 
-RUN_STATUSES = ("pending", "running", "complete", "failed", "interrupted")
+#: ``pruned``: a ``design: search`` trial stopped early by Optuna's pruner (partial curves kept).
+RUN_STATUSES = ("pending", "running", "complete", "failed", "interrupted", "pruned")
 
 
 def _now() -> dt.datetime:
