@@ -88,7 +88,9 @@ class FrameLoader:
         assert self.events is not None and self.reframe is not None and self.sensor_size
         transform = aug.event_transform(self.sensor_size, rng)
         assert transform is not None
-        augmented = [transform(ev.copy()) for ev in self.events]
+        # tonic's transforms copy before they modify, so the stored events stay intact.
+        many = getattr(transform, "apply_all", None)
+        augmented = many(self.events) if many else [transform(ev) for ev in self.events]
         counts = self.reframe(augmented)
         return torch.from_numpy(np.clip(counts, 0, 255).astype(np.uint8))
 
