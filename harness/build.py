@@ -28,7 +28,7 @@ __all__ = ["binary_parameters", "build_model", "has_batch_norm", "to_shift_bn"]
 
 
 def build_model(cfg: RunConfig, *, input_shape: tuple[int, ...], num_classes: int,
-                readout: str | None = None) -> Network:
+                readout: str | None = None, time_steps: int | None = None) -> Network:
     """The network for ``cfg`` on inputs ``[T, B, *input_shape]`` with ``num_classes`` outputs.
 
     Args:
@@ -37,6 +37,8 @@ def build_model(cfg: RunConfig, *, input_shape: tuple[int, ...], num_classes: in
         num_classes: output units.
         readout: ``"spike"`` (last layer spikes) or ``"membrane"`` (non-spiking last layer);
             None asks the run's ``loss`` level.
+        time_steps: T of the input (the data's, e.g. ``DataBundle.time_steps``); needed by
+            normalizations with per-step parameters (bntt, tebn). None: ``dataset.time_steps``.
 
     Raises:
         ConfigError: an architecture that cannot take this input (conv on 1-D features, an input
@@ -65,7 +67,8 @@ def build_model(cfg: RunConfig, *, input_shape: tuple[int, ...], num_classes: in
     shift = cfg.level("shift_bn")
     assert isinstance(binarization, Binarization) and isinstance(surrogate, Surrogate)
     assert isinstance(normalization, Normalization) and isinstance(shift, ShiftBN)
-    time_steps = cfg.dataset.time_steps
+    if time_steps is None:
+        time_steps = cfg.dataset.time_steps
 
     def norm_for(num_features: int, spatial: bool) -> nn.Module | None:
         if normalization.kind in ("bntt", "tebn") and time_steps is None:

@@ -100,3 +100,11 @@ def test_same_seed_same_model_and_output() -> None:
         outs.append((out, [p.grad.clone() for p in model.parameters()]))
     assert torch.equal(outs[0][0], outs[1][0])
     assert all(torch.equal(a, b) for a, b in zip(outs[0][1], outs[1][1]))
+
+
+def test_per_step_norms_take_time_steps_from_the_data() -> None:
+    c = cfg({"normalization": "bntt"}, dataset={"time_steps": None})
+    model = build_model(c, input_shape=(2, 8, 8), num_classes=3, time_steps=6)
+    norms = [m for m in model.layers if isinstance(m, TemporalBatchNorm)]
+    assert norms and all(m.weight.shape[0] == 6 for m in norms)
+    assert model((torch.rand(6, 2, 2, 8, 8) < 0.3).float()).shape == (6, 2, 3)
