@@ -76,10 +76,10 @@ def test_bootstrap_ci_close_to_numpy_percentile_bootstrap() -> None:
 
 
 def test_bootstrap_ci_degenerate_inputs() -> None:
-    assert bootstrap_ci([0.7]) == (0.7, 0.7)
     assert bootstrap_ci([0.7, 0.7, 0.7]) == (0.7, 0.7)
-    lo, hi = bootstrap_ci([])
-    assert math.isnan(lo) and math.isnan(hi)
+    for few in ([], [0.7], [0.7, math.nan]):
+        lo, hi = bootstrap_ci(few)
+        assert math.isnan(lo) and math.isnan(hi)
     assert bootstrap_ci([0.5, math.nan, 0.5]) == (0.5, 0.5)
 
 

@@ -192,7 +192,7 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
                figs.main_effects_figure(effects, metric=metric))
     curves = curves_frame(engine, study, "val_acc", status="complete")
     opt = "optimizer" if "optimizer" in lv else None
-    add_figure("learning_curves", "Validation accuracy per optimizer level",
+    add_figure("learning_curves", "Validation accuracy" + (" per optimizer level" if opt else ""),
                figs.learning_curves(curves, complete, factor=opt,
                                     levels=lv.get("optimizer"), metric="val_acc"))
     heat = callout or (pairs[0] if pairs else None)

@@ -45,13 +45,14 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.
                  ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (non-finite values dropped).
 
-    One value gives a zero-width interval at that value (no spread seen); none gives NaNs.
+    Fewer than two values give NaNs: one run says nothing about the spread. Identical values
+    give the zero-width interval every resample would.
     """
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
-    if x.size == 0:
+    if x.size < 2:
         return math.nan, math.nan
-    if x.size == 1 or np.all(x == x[0]):
+    if np.all(x == x[0]):
         return float(x[0]), float(x[0])
     res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
                           method="percentile", vectorized=True,

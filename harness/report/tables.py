@@ -389,8 +389,11 @@ def best_practice(runs: pd.DataFrame, *, metric: str = "test_acc",
                 tests.append((factor, other, paired_test(a, b)))
     adjusted = holm([t.p for _, _, t in tests])
     worse: dict[str, dict[str, float]] = {f: {} for f in lv}
+    untested: dict[str, set[str]] = {f: set() for f in lv}
     for (factor, other, t), p_adj in zip(tests, adjusted):
         worse[factor][other] = p_adj if t.mean_diff > 0 else math.nan
+        if not math.isfinite(t.p):
+            untested[factor].add(other)
     rows = []
     for factor, labels in lv.items():
         ref = labels[0] if labels else ""
@@ -410,6 +413,8 @@ def best_practice(runs: pd.DataFrame, *, metric: str = "test_acc",
                 rank = {lab: i for i, lab in enumerate(labels)}
                 rec = min(tied, key=lambda lab: _cost_key(df, factor, lab, rank[lab]))
                 decision = "no significant difference"
+                if untested[factor] & set(tied):
+                    decision += "; some levels untested (fewer than 2 paired runs)"
             finite = [v for v in p_adj.values() if math.isfinite(v)]
             row.update({"recommended": rec, "decision": decision, "best": b,
                         "tied_levels": "; ".join(sorted(tied, key=labels.index)),
@@ -473,7 +478,13 @@ def best_practice_summary(practice: pd.DataFrame, versus: pd.DataFrame, *,
     if rec["runs"] == 0:
         return text + (f". The recommended combination was not run in this study (baseline "
                        f"mean {metric} {base['mean']:.4g}).")
-    sig = f"p = {rec['p']:.3g}, {rec['test']}" if math.isfinite(rec["p"]) else rec["test"]
+    sig = (f"p = {rec['p']:.3g}, {rec['test']}" if math.isfinite(rec["p"])
+           else "not tested: fewer than 2 pairs")
     return text + (f". Recommended combination: mean {metric} {rec['mean']:.4g} over "
-                   f"{rec['runs']} runs against the baseline's {base['mean']:.4g}; paired "
-                   f"difference {rec['diff']:+.4g} over {rec['n_pairs']} seeds ({sig}).")
+                   f"{_count(rec['runs'], 'run')} against the baseline's {base['mean']:.4g}; "
+                   f"paired difference {rec['diff']:+.4g} over {_count(rec['n_pairs'], 'seed')} "
+                   f"({sig}).")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
