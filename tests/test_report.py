@@ -382,3 +382,17 @@ def test_cli_report_and_user_errors(reported: dict[str, Any], tmp_path: Path,
         assert err.startswith("bsnn-bench: error: ") and message in err, err
         assert "Traceback" not in err
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_best_practice_with_untestable_levels(reported: dict[str, Any]) -> None:
+    runs = runs_frame(reported["url"], "full")
+    one = runs[(runs["seed"] == 0) & (runs["optimizer"] == OPT[0])]
+    levels = {"binarization": BIN, "optimizer": OPT[:1]}
+    bp = best_practice(one, levels=levels).set_index("factor")
+    # One pair cannot be tested: no claim of significance, the cheapest (binary) level wins.
+    assert bp.loc["binarization", "decision"] == (
+        "no significant difference; some levels untested (fewer than 2 paired runs)")
+    assert bp.loc["binarization", "recommended"] == BIN[1]
+    assert bp.loc["optimizer", "decision"] == "only level with runs"
+    me = main_effects(one, levels=levels)
+    assert me["ci_low"].isna().all() and (me["test"].iloc[1] == "none (n<2)")
