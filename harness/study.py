@@ -306,9 +306,23 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
     if dry_run:
         print(describe_plan(spec, url, workers))
         return 0
+    _check_datasets(spec)
     outcome = run_study(spec, url=url, workers=workers, max_runs=max_runs, progress=progress,
                         retry_failed=retry_failed)
     return outcome.exit_code
+
+
+def _check_datasets(spec: StudySpec) -> None:
+    """A missing dataset fails here, once, before any run starts (DatasetMissingError)."""
+    from harness.data import check_dataset
+
+    seen: set[str] = set()
+    for combo in spec.combinations():
+        cfg = spec.config_for(combo, spec.seeds[0])
+        key = repr(cfg.dataset)
+        if key not in seen:
+            seen.add(key)
+            check_dataset(cfg)
 
 
 def describe_plan(spec: StudySpec, url: str, workers: int) -> str:
