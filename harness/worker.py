@@ -170,8 +170,8 @@ def worker_main(opts: WorkerOptions, budget: Any = None, keep_alive: Any = None)
                 waiting = keep_alive is not None and keep_alive.is_set()
                 if not waiting and not _others_running(engine, opts.study_id):
                     return EXIT_OK
-                # Runs held by live workers elsewhere may still go stale: wait and look again.
-                time.sleep(0.3 if waiting else min(opts.heartbeat_s, 2.0))
+                # Runs held by live workers may still fail over to us: wait and look again.
+                time.sleep(0.3 if waiting else min(opts.heartbeat_s, 0.5))
                 continue
             _run_one(opts, engine, claim, worker, host, versions, run_fn, interrupt, RunConfig)
         return EXIT_INTERRUPTED
