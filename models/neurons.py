@@ -65,23 +65,31 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spk: Tensor | None, g_mem: Tensor | None):  # type: ignore[override]
         mem, spk = ctx.saved_tensors
-        beta, reset, fire = ctx.beta, ctx.reset, ctx.fire
-        steps = mem.shape[0]
-        # Direct gradient into U_t from its two outputs, for all steps at once. Grads are not
-        # materialized (see forward), so an unused output costs no zero-filled tensor.
-        direct: Tensor | None = None
-        if fire and g_spk is not None:
-            direct = ctx.fn.derivative_(mem - ctx.threshold).mul_(g_spk)
-        if g_mem is not None:
-            direct = g_mem.clone() if direct is None else direct.add_(g_mem)
-        if direct is None:
+        beta, reset, fire, fn = ctx.beta, ctx.reset, ctx.fire, ctx.fn
+        use_spk = fire and g_spk is not None
+        if not use_spk and g_mem is None:
             return None, None, None, None, None, None
-        grad = direct  # reused in place: grad[t] = direct[t] + c_{t+1} * grad[t+1]
-        for t in range(steps - 2, -1, -1):
-            if reset == "zero" and fire:
-                grad[t].addcmul_(grad[t + 1], (1 - spk[t]) * beta)
+        # Step by step from the end, so each step's temporaries stay in cache (a [T, ...]
+        # tensor of the paper-sized net is far larger than L3). Grads are not materialized
+        # (see forward): an unused output costs nothing.
+        grad = torch.empty_like(mem)
+        for t in range(mem.shape[0] - 1, -1, -1):
+            g = grad[t]
+            if use_spk:
+                torch.sub(mem[t], ctx.threshold, out=g)
+                d = fn.derivative_(g)
+                if d is not g:
+                    g.copy_(d)
+                g.mul_(g_spk[t])
+                if g_mem is not None:
+                    g.add_(g_mem[t])
             else:
-                grad[t].add_(grad[t + 1], alpha=beta)
+                g.copy_(g_mem[t])
+            if t + 1 < mem.shape[0]:
+                if reset == "zero" and fire:
+                    g.addcmul_(grad[t + 1], (1 - spk[t]).mul_(beta))
+                else:
+                    g.add_(grad[t + 1], alpha=beta)
         return grad, None, None, None, None, None
 
 
