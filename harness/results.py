@@ -220,7 +220,7 @@ def _check_status(status: str | Sequence[str] | None) -> list[str] | None:
     if status is None:
         return None
     wanted = [status] if isinstance(status, str) else list(status)
-    known = (*RUN_STATUSES, *EXTRA_STATUSES)
+    known = tuple(dict.fromkeys((*RUN_STATUSES, *EXTRA_STATUSES)))
     bad = [s for s in wanted if s not in known]
     if bad:
         raise StorageError(f"unknown run status {bad[0]!r} (expected one of: "
