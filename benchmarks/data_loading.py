@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 
@@ -24,7 +25,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="samples per split (all: none)")
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (best kept)")
     args = parser.parse_args()
-    os.environ.setdefault("BSNN_CACHE_DIR", tempfile.mkdtemp(prefix="bsnn-bench-cache-"))
+    own = "BSNN_CACHE_DIR" not in os.environ
+    if own:
+        os.environ["BSNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="bsnn-bench-cache-")
+    try:
+        run(args)
+    finally:
+        if own:
+            shutil.rmtree(os.environ["BSNN_CACHE_DIR"], ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> None:
 
     from harness.config import RunConfig
     from harness.data import DATASETS, _Source, build_data
