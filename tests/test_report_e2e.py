@@ -91,6 +91,8 @@ def test_runner_then_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
     md = (folder / "report.md").read_text(encoding="utf-8")
     assert "8 runs: 7 complete, 1 failed, 0 pending" in md
+    assert "Finished with 1 of 8 runs not complete (1 failed, listed at the end)" in md
+    assert "Partial study" not in md
     assert "training loss became NaN at epoch 1" in md[md.index("## Failed runs"):]
 
     runs = runs_frame(url, "e2e")

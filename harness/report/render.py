@@ -329,11 +329,14 @@ def _header(report: StudyReport) -> dict[str, Any]:
     complete = counts.get("complete", 0)
     wall = runs["wall_time_s"].astype(float)
     partial = None
-    if complete < total:
-        partial = (f"Partial study: {complete} of {total} runs complete, "
-                   f"{counts.get('failed', 0)} failed, "
-                   f"{sum(counts.get(s, 0) for s in _PENDING)} pending. Tables use the complete "
-                   f"runs only.")
+    pending = sum(counts.get(s, 0) for s in _PENDING)
+    failed = counts.get("failed", 0)
+    if pending or not total:
+        partial = (f"Partial study: {complete} of {total} runs complete, {failed} failed, "
+                   f"{pending} pending. Tables use the complete runs only.")
+    elif complete < total:
+        partial = (f"Finished with {total - complete} of {total} runs not complete ({failed} "
+                   f"failed, listed at the end). Tables use the complete runs only.")
     finished = runs["finished_at"].dropna()
     return {
         "partial": partial,
