@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,7 @@ def _worker(args: tuple[str, str]) -> int:
     def build() -> dict[str, np.ndarray]:
         with open(marker, "a") as fh:
             fh.write("built\n")
+        time.sleep(0.5)  # long enough that unlocked builders would overlap
         return {"a": np.ones(100_000)}
 
     return int(cache.load_or_build("frames", "shared", {"p": 1}, build)["a"].sum())
@@ -86,7 +88,10 @@ def _worker(args: tuple[str, str]) -> int:
 
 def test_concurrent_processes_build_once_and_read_whole_files(own_cache: Path) -> None:
     marker = own_cache / "builds.txt"
-    ctx = multiprocessing.get_context("spawn")
+    # fork: the children only need numpy and files; spawn would re-import torch three times.
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    ctx = multiprocessing.get_context("fork")
     with ctx.Pool(3) as pool:
         sums = pool.map(_worker, [(str(own_cache), str(marker))] * 3)
     assert sums == [100_000] * 3
