@@ -26,6 +26,10 @@ counts, not clipped to 1: the first layer is full precision in every binarizatio
 counts carry how much changed, which binary frames discard. Spatial downsampling is tonic's
 ``Downsample`` on events, which is sum pooling of the frames.
 
+Where things live: real datasets under ``dataset.root``, else ``$BSNN_DATA_DIR``, else
+``~/.cache/bsnn-bench/data`` (layouts in :data:`harness.datasets.real.LAYOUTS`); generated events
+and frames under ``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench`` (safe to delete).
+
 ``dataset.options`` (all optional): embedded datasets take their generator parameters
 (``samples_per_class``, ``seed``, ... and ``sensor: {threshold_on: ..., shot_noise_hz: ...}``);
 ``nmnist`` takes ``denoise_us`` (null: off).
@@ -152,7 +156,8 @@ def _per_class_split(labels: np.ndarray, fraction: float,
 @dataclasses.dataclass
 class _Pool:
     labels: np.ndarray
-    read: Callable[[int], np.ndarray]
+    #: Raw events of the given sample indices.
+    read_many: Callable[[np.ndarray], list[np.ndarray]]
     identity: dict
 
 
@@ -199,36 +204,32 @@ class _Source:
             gen = digits_dvs.generate if self.spec.name == "digits-dvs" else \
                 synthetic_gestures.generate
             params = self.params
+            name_ = self.spec.name
 
-            def build() -> dict[str, np.ndarray]:
-                events, labels = gen(params)
-                return {**cache.pack_events(events), "labels": labels}
-
-            loaded: list[list[np.ndarray]] = []
-
-            def read(i: int) -> np.ndarray:
-                # Generated events are loaded on the first read only: a run whose frames are
-                # cached never touches them.
-                if not loaded:
-                    arrays = cache.load_or_build(
-                        "events", f"{self.spec.name}-generated",
-                        {"dataset": self.spec.name, "generator": key}, build)
-                    loaded.append(cache.unpack_events(arrays, EVENT_DTYPE))
-                return loaded[0][i]
+            def read_many(indices: np.ndarray) -> list[np.ndarray]:
+                # Only the samples a run uses are generated (a tiny `limit` run is fast); each
+                # sample is the same recording whichever subset it is generated in.
+                arrays = cache.load_or_build(
+                    "events", f"{name_}-generated",
+                    {"dataset": name_, "generator": key, "indices": _digest(indices)},
+                    lambda: cache.pack_events(gen(params, indices)))
+                return cache.unpack_events(arrays, EVENT_DTYPE)
 
             if self.spec.name == "digits-dvs":
                 labels = digits_dvs.labels()
             else:
                 labels = synthetic_gestures.labels(params)
-            return _Pool(labels, read, {"generator": key})
+            return _Pool(labels, read_many, {"generator": key})
         ds = self.cfg.dataset
         pool = real.open_pool(self.spec.name, name, ds.root, download=ds.download)
-        return _Pool(pool.labels, pool.read, pool.identity)
+        return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity)
 
     def plan(self) -> dict[str, tuple[str, np.ndarray]]:
         """split -> (pool name, indices into it), deterministic."""
         rng = np.random.default_rng(SPLIT_SEED)
         val_fraction = self.cfg.dataset.val_fraction
+        if not 0.0 <= val_fraction < 1.0:
+            raise ConfigError(f"'dataset.val_fraction' must be in [0, 1), got {val_fraction}")
         if self.spec.embedded or self.spec.name == "cifar10dvs":
             frac = (_EMBEDDED_TEST_FRACTION if self.spec.embedded else _CIFAR_TEST_FRACTION)
             pool = "all"
@@ -306,7 +307,7 @@ def build_data(cfg: RunConfig) -> DataBundle:
         want_events = split == "train" and aug.needs_events
 
         def preprocessed(pool: _Pool = pool, indices: np.ndarray = indices) -> list[np.ndarray]:
-            return [prep(pool.read(int(i))) for i in indices]
+            return [prep(e) for e in pool.read_many(indices)]
 
         events = None
         if want_events:
