@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import multiprocessing
 import os
 import signal
@@ -316,8 +317,13 @@ def _check_datasets(spec: StudySpec) -> None:
     """A missing dataset fails here, once, before any run starts (DatasetMissingError)."""
     from harness.data import check_dataset
 
+    # Only dataset.* factors change the dataset: check each combination of theirs, the other
+    # factors at their reference level (any design, search included, and fast on big grids).
+    data_factors = [f for f in spec.factors if f.name.startswith("dataset.")]
     seen: set[str] = set()
-    for combo in spec.combinations():
+    for idx in itertools.product(*(range(len(f.labels)) for f in data_factors)):
+        combo = {f.name: 0 for f in spec.factors}
+        combo.update({f.name: i for f, i in zip(data_factors, idx)})
         cfg = spec.config_for(combo, spec.seeds[0])
         key = repr(cfg.dataset)
         if key not in seen:
