@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import h5py
@@ -139,13 +138,6 @@ def test_shd_h5(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="image frames"):
         build_data(RunConfig.from_dict({"dataset": {"name": "shd", "root": str(tmp_path)},
                                         "factors": {"augmentation": "flip-lr"}}))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("aedat") is None,
-                    reason="the 'aedat' package (extra 'cifar10dvs') is not installed, so no "
-                           ".aedat4 file can be read")
-def test_cifar10dvs_aedat4(tmp_path: Path) -> None:  # pragma: no cover - needs aedat
-    pytest.skip("writing .aedat4 needs an AEDAT4 encoder, which the aedat package lacks")
 
 
 def test_cifar10dvs_without_aedat_says_how_to_install(tmp_path: Path,
