@@ -7,6 +7,7 @@ data loaders from the frame cache and the model. The target is under 5% of a stu
 Usage::
 
     .venv/bin/python benchmarks/study_overhead.py [--spec studies/quickstart.yaml] [--workers 1]
+        [--seeds N]
 
 It runs the study into a fresh temporary database (so every run executes), then reads the
 runs' timestamps and metrics back:
@@ -22,6 +23,7 @@ runs' timestamps and metrics back:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import sys
 import tempfile
@@ -45,6 +47,8 @@ def main() -> int:
     parser.add_argument("--spec", default=str(ROOT / "studies" / "quickstart.yaml"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--db", default=None, help="default: a fresh temporary SQLite file")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="replace the spec's seeds by 0..N-1 (a longer study)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,6 +56,8 @@ def main() -> int:
         wall_start = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         t0 = time.perf_counter()
         spec = load_spec(args.spec)
+        if args.seeds:
+            spec = dataclasses.replace(spec, seeds=tuple(range(args.seeds)))
         outcome = run_study(spec, url=url, workers=args.workers, progress=False)
         wall = time.perf_counter() - t0
         engine = storage.make_engine(url)
