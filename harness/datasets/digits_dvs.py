@@ -14,6 +14,7 @@ interpolation ripple (which a real sensor would report as spurious events).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -87,23 +88,30 @@ def labels() -> np.ndarray:
     return load_digits().target.astype(np.int64)
 
 
-def generate(params: DigitsDVSParams, *, chunk: int = 128) -> tuple[list[np.ndarray], np.ndarray]:
-    """Record all 1,797 digits; returns (events per sample, labels int64), in load_digits order."""
+def generate(params: DigitsDVSParams, indices: Sequence[int] | None = None, *,
+             chunk: int = 128) -> list[np.ndarray]:
+    """Record digits ``indices`` (default all 1,797, in load_digits order); events per sample.
+
+    Sample i draws only from a generator seeded by ``(params.seed, i)``, so it is the same
+    recording whichever other samples are generated with it (a subset can be made alone).
+    """
     from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    images = digits.images.astype(np.float64) / 16.0  # [N, 8, 8], ink in [0, 1]
-    labels = digits.target.astype(np.int64)
-    rng = np.random.default_rng(params.seed)
-    n = len(images)
+    images_all = load_digits().images.astype(np.float64) / 16.0  # [N, 8, 8], ink in [0, 1]
+    idx = np.arange(len(images_all)) if indices is None else np.asarray(indices, dtype=np.int64)
+    images = images_all[idx]
+    rngs = [np.random.default_rng([params.seed, int(i)]) for i in idx]
+    n = len(idx)
     sensor = params.sensor
     size = images.shape[1] * params.scale
     span = np.max(np.asarray(SACCADES), axis=0)
     # Centre the digit's whole sweep on the sensor.
     base = (np.array([sensor.width, sensor.height]) - size - span) / 2.0
-    jitter = rng.uniform(-params.position_jitter, params.position_jitter, (n, 2))
-    bg = rng.uniform(*params.background, n)
-    contrast = rng.uniform(*params.contrast, n)
+    draws = np.array([[g.uniform(-params.position_jitter, params.position_jitter),
+                       g.uniform(-params.position_jitter, params.position_jitter),
+                       g.uniform(*params.background), g.uniform(*params.contrast)]
+                      for g in rngs]).reshape(n, 4)
+    jitter, bg, contrast = draws[:, :2], draws[:, 2], draws[:, 3]
     times_us, offset = _path(params)
     xs = np.arange(sensor.width) + 0.5
     ys = np.arange(sensor.height) + 0.5
@@ -115,6 +123,5 @@ def generate(params: DigitsDVSParams, *, chunk: int = 128) -> tuple[list[np.ndar
         wy = _box_psf(ys, origin[..., 1], 8, params.scale, params.psf_sigma)  # [K, B, H, 8]
         ink = np.matmul(np.matmul(wy, images[None, sl]), np.swapaxes(wx, -1, -2))  # [K, B, H, W]
         scene = (bg[None, sl, None, None] + contrast[None, sl, None, None] * ink)
-        scene = scene.astype(np.float32)
-        events.extend(sensor.record(scene, times_us, rng))
-    return events, labels
+        events.extend(sensor.record(scene.astype(np.float32), times_us, rngs[sl]))
+    return events

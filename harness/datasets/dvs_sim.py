@@ -20,6 +20,7 @@ time. Everything random is drawn from the generator passed in, never from ``np.r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class DVSSensor:
         return {"on": on, "off": off, "rate": rate}
 
     def record(self, intensity: np.ndarray, times_us: np.ndarray,
-               rng: np.random.Generator) -> list[np.ndarray]:
+               rng: np.random.Generator | Sequence[np.random.Generator]) -> list[np.ndarray]:
         """Simulate recordings of a batch of scenes.
 
         Args:
@@ -105,7 +106,8 @@ class DVSSensor:
             times_us: the K sample times in microseconds, increasing; the recording spans
                 ``times_us[0]`` to ``times_us[-1]``. Intensity is linear in log space between
                 samples, so crossings get interpolated timestamps.
-            rng: the source of all randomness (jitter, noise).
+            rng: the source of all randomness (jitter, noise): one generator, or one per scene
+                (then a recording does not depend on which other scenes share the batch).
 
         Returns:
             B structured event arrays (:data:`EVENT_DTYPE`), each sorted by ``t``.
@@ -172,33 +174,38 @@ class DVSSensor:
         pix = np.concatenate(chunks_pix) if chunks_pix else np.zeros(0, np.int64)
         t = np.concatenate(chunks_t) if chunks_t else np.zeros(0)
         p = np.concatenate(chunks_p) if chunks_p else np.zeros(0, np.int64)
-        if self.jitter_us > 0 and t.size:
-            t = t + rng.normal(0.0, self.jitter_us, t.size)
-
-        # Background activity: Poisson counts per pixel over the recording, uniform times.
-        duration_s = (times[-1] - times[0]) * 1e-6
-        rate = np.broadcast_to(maps["rate"], (batch, self.height, self.width)).reshape(-1)
-        n_shot = rng.poisson(self.shot_noise_hz * duration_s * rate)
-        n_leak = rng.poisson(self.leak_hz * duration_s * rate)
-        noise_pix = np.concatenate([np.repeat(np.arange(n_pix), n_shot),
-                                    np.repeat(np.arange(n_pix), n_leak)])
-        noise_p = np.concatenate([rng.integers(0, 2, int(n_shot.sum())),
-                                  np.ones(int(n_leak.sum()), dtype=np.int64)])
-        noise_t = rng.uniform(times[0], times[-1], noise_pix.size)
-        pix = np.concatenate([pix, noise_pix])
-        t = np.clip(np.concatenate([t, noise_t]), times[0], times[-1])
-        p = np.concatenate([p, noise_p])
-
-        sample, rem = np.divmod(pix, self.height * self.width)
-        y, x = np.divmod(rem, self.width)
-        t_int = np.round(t - times[0]).astype(np.int64)
-        order = np.lexsort((x, y, t_int, sample))
-        sample, x, y, t_int, p = sample[order], x[order], y[order], t_int[order], p[order]
+        per_pixel = self.height * self.width
+        sample = pix // per_pixel
+        order = np.argsort(sample, kind="stable")
+        pix, t, p, sample = pix[order], t[order], p[order], sample[order]
         bounds = np.searchsorted(sample, np.arange(batch + 1))
+        rngs = [rng] * batch if isinstance(rng, np.random.Generator) else list(rng)
+        if len(rngs) != batch:
+            raise ValueError(f"got {len(rngs)} generators for {batch} scenes")
+        duration_s = (times[-1] - times[0]) * 1e-6
+        rate = maps["rate"].reshape(-1)
         out = []
         for b in range(batch):
+            g = rngs[b]
             sl = slice(bounds[b], bounds[b + 1])
-            ev = np.empty(bounds[b + 1] - bounds[b], dtype=EVENT_DTYPE)
-            ev["x"], ev["y"], ev["t"], ev["p"] = x[sl], y[sl], t_int[sl], p[sl]
+            rem, tb, pb = pix[sl] - b * per_pixel, t[sl], p[sl]
+            if self.jitter_us > 0 and tb.size:
+                tb = tb + g.normal(0.0, self.jitter_us, tb.size)
+            # Background activity: Poisson counts per pixel over the recording, uniform times.
+            n_shot = g.poisson(self.shot_noise_hz * duration_s * rate)
+            n_leak = g.poisson(self.leak_hz * duration_s * rate)
+            noise_pix = np.concatenate([np.repeat(np.arange(per_pixel), n_shot),
+                                        np.repeat(np.arange(per_pixel), n_leak)])
+            noise_p = np.concatenate([g.integers(0, 2, int(n_shot.sum())),
+                                      np.ones(int(n_leak.sum()), dtype=np.int64)])
+            noise_t = g.uniform(times[0], times[-1], noise_pix.size)
+            rem = np.concatenate([rem, noise_pix])
+            tb = np.clip(np.concatenate([tb, noise_t]), times[0], times[-1])
+            pb = np.concatenate([pb, noise_p])
+            y, x = np.divmod(rem, self.width)
+            t_int = np.round(tb - times[0]).astype(np.int64)
+            order = np.lexsort((x, y, t_int))
+            ev = np.empty(len(order), dtype=EVENT_DTYPE)
+            ev["x"], ev["y"], ev["t"], ev["p"] = x[order], y[order], t_int[order], pb[order]
             out.append(ev)
         return out
