@@ -259,37 +259,41 @@ def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 def _register(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
     """Create or check the study row; refuse a changed spec unless it only adds runs."""
     for _ in range(3):
-        with Session(engine) as s, s.begin():
-            row = s.scalars(select(Study).where(Study.name == spec.name)).first()
-            if row is None:
-                try:
-                    row = Study(name=spec.name, design=spec.design, spec=spec.raw,
-                                spec_hash=spec.config_hash())
-                    s.add(row)
-                    s.flush()
-                    return int(row.id)
-                except IntegrityError:
-                    s.rollback()
-                    continue  # registered by another machine just now
-            def refuse(why: str) -> StorageError:
-                return StorageError(
-                    f"study '{spec.name}' in {url} was created from a different spec ({why}); "
-                    f"only adding levels or seeds is allowed: use a new study name (study: ...) "
-                    f"or restore the spec")
-
-            if row.spec_hash != spec.config_hash():
-                changed = ", ".join(_spec_diff(row.spec, spec.raw)) or "the run settings"
-                raise refuse(f"changed: {changed}")
-            if spec.design != "search":
-                old_keys = set(s.scalars(select(Run.run_key).where(Run.study_id == row.id)))
-                lost = sorted(old_keys - {p.key for p in planned})
-                if lost:
-                    raise refuse(f"it removes {len(lost)} existing runs, e.g. {lost[0]}")
-            elif row.spec != spec.raw:
-                raise refuse("a search study's space cannot change")
-            row.spec = spec.raw
-            return int(row.id)
+        try:
+            return _register_once(engine, spec, url, planned)
+        except IntegrityError:
+            continue  # another machine registered the same study just now: check against it
     raise StorageError(f"cannot register study '{spec.name}' in {url}")
+
+
+def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
+    def refuse(why: str) -> StorageError:
+        allowed = ("only adding levels or seeds is allowed" if spec.design != "search"
+                   else "a search study's spec cannot change")
+        return StorageError(
+            f"study '{spec.name}' in {url} was created from a different spec ({why}); "
+            f"{allowed}: use a new study name (study: ...) or restore the spec")
+
+    with Session(engine) as s, s.begin():
+        row = s.scalars(select(Study).where(Study.name == spec.name)).first()
+        if row is None:
+            row = Study(name=spec.name, design=spec.design, spec=spec.raw,
+                        spec_hash=spec.config_hash())
+            s.add(row)
+            s.flush()
+            return int(row.id)
+        if row.spec_hash != spec.config_hash():
+            changed = ", ".join(_spec_diff(row.spec, spec.raw)) or "the run settings"
+            raise refuse(f"changed: {changed}")
+        if spec.design != "search":
+            old_keys = set(s.scalars(select(Run.run_key).where(Run.study_id == row.id)))
+            lost = sorted(old_keys - {p.key for p in planned})
+            if lost:
+                raise refuse(f"it removes {len(lost)} existing runs, e.g. {lost[0]}")
+        elif row.spec != spec.raw:
+            raise refuse("changed: " + (", ".join(_spec_diff(row.spec, spec.raw)) or "factors"))
+        row.spec = spec.raw
+        return int(row.id)
 
 
 # -- the command -----------------------------------------------------------------------------
