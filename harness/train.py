@@ -421,7 +421,8 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
 
         model = build_model(cfg, input_shape=tuple(data.input_shape),
                             num_classes=data.num_classes,
-                            readout=cfg.level("loss").readout)  # type: ignore[attr-defined]
+                            readout=cfg.level("loss").readout,  # type: ignore[attr-defined]
+                            time_steps=getattr(data, "time_steps", None))
     switch = OptimizerSwitch(cfg.level("optimizer"), epochs=tc.epochs)  # type: ignore[arg-type]
     module = BSNNModule(cfg, model, switch=switch)
     module.test_loader = data.test
