@@ -94,13 +94,16 @@ class Progress:
             index = done - (len(fresh) - 1 - i)
             if wall is not None and status in ("complete", "failed", "pruned"):
                 self.walls.append(wall)
-            shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.get(run_id, {}).items()
-                              if v is not None)
-            tail = shown if status != "failed" else (error or "").splitlines()[0][:120] if \
-                error else ""
+            if status == "failed":
+                tail = (error or "").strip().splitlines()[0][:120] if error else ""
+            else:
+                tail = "  ".join(f"{k}={v:.4f}" for k, v in metrics.get(run_id, {}).items()
+                                 if v is not None)
             wall_s = f"{wall:6.1f}s" if wall is not None else "      -"
+            eta = self.eta_s(self.total - index)
+            eta_s = f"  [ETA {_fmt_s(eta)}]" if eta is not None and index < self.total else ""
             self._write(f"[{index:>{len(str(self.total))}}/{self.total}] {status:<11} "
-                        f"{wall_s}  {key}  {tail}")
+                        f"{wall_s}  {key}  {tail}{eta_s}")
         if self.tty:
             line = self._status_line(counts, done, running)
             self.stream.write("\r\033[K" + line)
