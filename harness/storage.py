@@ -14,7 +14,9 @@ Exactly-once across workers and machines rests on three rules, all enforced here
   worker whose lease was taken over (it looked dead) has its late result discarded.
 
 A claimed run carries a heartbeat; a run whose heartbeat is older than the lease, or whose worker
-process on this host no longer exists, is stale and claimable again.
+process on this host no longer exists, is stale and claimable again. Heartbeats are written with
+each machine's UTC clock, so machines sharing a database need clocks that agree to well within
+the lease (NTP does; the default lease is 120 s, see ``BSNN_BENCH_LEASE`` in harness.study).
 """
 
 from __future__ import annotations
