@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import storage
+from harness.errors import UserError
+from tricks._registry import TrickError
 
 __all__ = ["RUN_FN_ENV", "WorkerOptions", "provenance_versions", "worker_main"]
 
@@ -215,6 +217,10 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str
             outcome = dict(status="interrupted", metrics={}, curves={},
                            error="interrupted (SIGINT); re-run the command to resume",
                            wall_time_s=None, device=None)
+        elif isinstance(exc, UserError | TrickError):
+            # The user's setting, not a bug: the message says it all, no traceback.
+            outcome = dict(status="failed", metrics={}, curves={},
+                           error=f"{type(exc).__name__}: {exc}", wall_time_s=None, device=None)
         elif isinstance(exc, Exception):
             tb = traceback.format_exception(exc)
             outcome = dict(status="failed", metrics={}, curves={},
