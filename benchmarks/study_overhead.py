@@ -7,7 +7,9 @@ data loaders from the frame cache and the model. The target is under 5% of a stu
 Usage::
 
     .venv/bin/python benchmarks/study_overhead.py [--spec studies/quickstart.yaml] [--workers 1]
-        [--seeds N]
+        [--seeds N] [--max-runs K]
+
+For the main job: ``--spec studies/full_factorial.yaml --workers 2 --max-runs 8``.
 
 It runs the study into a fresh temporary database (so every run executes), then reads the
 runs' timestamps and metrics back:
@@ -47,6 +49,8 @@ def main() -> int:
     parser.add_argument("--spec", default=str(ROOT / "studies" / "quickstart.yaml"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--db", default=None, help="default: a fresh temporary SQLite file")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="stop after K runs (a slice of a big study)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="replace the spec's seeds by 0..N-1 (a longer study)")
     args = parser.parse_args()
@@ -58,7 +62,8 @@ def main() -> int:
         spec = load_spec(args.spec)
         if args.seeds:
             spec = dataclasses.replace(spec, seeds=tuple(range(args.seeds)))
-        outcome = run_study(spec, url=url, workers=args.workers, progress=False)
+        outcome = run_study(spec, url=url, workers=args.workers, max_runs=args.max_runs,
+                            progress=False)
         wall = time.perf_counter() - t0
         engine = storage.make_engine(url)
         with Session(engine) as s:

@@ -352,6 +352,9 @@ def _parse_factor(path: str, fname: str, levels: Any, base: dict[str, Any]) -> F
         if fname.split(".")[0] == "factors":
             raise SpecError(f"{path}: '{key}': name the trick factor directly "
                             f"('{fname.split('.', 1)[1]}'), not through 'factors.'")
+        if fname == "train.seed":
+            raise SpecError(f"{path}: '{key}': seeds are not a factor; list them in "
+                            f"train.seeds (every combination runs with every seed)")
         if _config_path_type(fname) is None:
             raise SpecError(f"{path}: '{key}': unknown configuration path (expected a setting "
                             f"such as dataset.time_steps, model.pool, train.weight_decay)")

@@ -131,6 +131,7 @@ def test_search_design_needs_n_trials() -> None:
                                                      r"'model\.pool' expected"),
     ({"factors": {"dataset.time_steps": [4, "ten"]}}, r"'factors\.dataset\.time_steps\[1\]'"),
     ({"train": {"seeds": []}}, r"'train\.seeds': expected a non-empty list"),
+    ({"factors": {"train.seed": [0, 1]}}, r"'factors\.train\.seed': seeds are not a factor"),
     ({"train": {"seeds": [0, 0]}}, r"'train\.seeds': duplicate seed"),
     ({"train": {"seeds": ["a"]}}, r"'train\.seeds': expected non-negative integers"),
     ({"train": {"epochz": 1}}, r"x\.yaml: unknown key 'train\.epochz'"),
