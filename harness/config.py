@@ -76,7 +76,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64
     lr: float = 1.0e-3
     seed: int = 0

@@ -76,7 +76,7 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("digits-dvs", (34, 34, 2), 10, 8, (17, 17), embedded=True),
+    DatasetSpec("digits-dvs", (34, 34, 2), 10, 6, (17, 17), embedded=True),
     DatasetSpec("synthetic-gestures", (34, 34, 2), len(synthetic_gestures.CLASSES), 10, (17, 17),
                 embedded=True),
     DatasetSpec("nmnist", (34, 34, 2), 10, 18, (34, 34), denoise_us=10_000.0),

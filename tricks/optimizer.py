@@ -358,15 +358,20 @@ class SGD(Optimizer):
     """SGD with (heavy-ball or Nesterov) momentum, torch's implementation."""
 
     name: ClassVar[str] = "sgd"
-    summary: ClassVar[str] = "SGD with momentum, the run's lr"
+    summary: ClassVar[str] = "SGD with momentum (its own lr, or the run's)"
     phases: ClassVar[tuple[str, ...]] = ("sgd",)
-    param_help: ClassVar[dict[str, str]] = {"momentum": "in [0, 1)",
-                                            "nesterov": "Nesterov momentum"}
+    param_help: ClassVar[dict[str, str]] = {
+        "momentum": "in [0, 1)", "nesterov": "Nesterov momentum",
+        "lr": "SGD base learning rate; null: the run's train.lr (tuned for Adam, usually too "
+              "small for SGD)"}
     momentum: float = 0.9
     nesterov: bool = False
+    lr: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.lr is not None and not self.lr > 0.0:
+            raise self.error("lr", f"must be > 0, got {self.lr}")
         if not 0.0 <= self.momentum < 1.0:
             raise self.error("momentum", f"must be in [0, 1), got {self.momentum}")
         if self.nesterov and self.momentum == 0.0:
@@ -377,7 +382,8 @@ class SGD(Optimizer):
               phase: int = 0, sgd_lr: float | None = None) -> torch.optim.Optimizer:
         groups = param_groups(named_params, weight_decay=weight_decay,
                               decay_binary=decay_binary, is_binary=is_binary)
-        return torch.optim.SGD(groups, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+        return torch.optim.SGD(groups, lr=lr if self.lr is None else self.lr,
+                               momentum=self.momentum, nesterov=self.nesterov)
 
 
 @dataclasses.dataclass(frozen=True)
