@@ -5,7 +5,7 @@ Datasets (``dataset.name``):
 ================== ========== ===== ================ ===============================================
 name               sensor     T     input            notes
 ================== ========== ===== ================ ===============================================
-digits-dvs         34x34x2    8     2x17x17          embedded: sklearn digits, simulated saccades
+digits-dvs         34x34x2    6     2x17x17          embedded: sklearn digits, simulated saccades
 synthetic-gestures 34x34x2    10    2x17x17          embedded: 8 motion classes (see its module)
 nmnist             34x34x2    18    2x34x34          tonic; Denoise(10 ms) first (He et al.'s code)
 dvsgesture         128x128x2  25    2x32x32          tonic; 11 classes
