@@ -56,7 +56,9 @@ def test_paired_test_edge_cases() -> None:
     same = paired_test([0.5] * 7, [0.5] * 7)
     assert same.p == 1.0 and same.mean_diff == 0.0
     shifted = paired_test([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
-    assert shifted.p == 0.0 and shifted.mean_diff == 0.5 and shifted.statistic == math.inf
+    # A constant shift over few pairs has zero variance: t is undefined, nothing is claimed.
+    assert math.isnan(shifted.p) and shifted.mean_diff == 0.5
+    assert shifted.test.startswith("none (zero variance")
     dropped = paired_test([0.1, math.nan, 0.3, 0.2], [0.2, 0.5, math.inf, 0.25])
     assert dropped.n == 2
     with pytest.raises(ValueError, match="differ in length"):
