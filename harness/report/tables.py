@@ -479,7 +479,7 @@ def best_practice_summary(practice: pd.DataFrame, versus: pd.DataFrame, *,
         return text + (f". The recommended combination was not run in this study (baseline "
                        f"mean {metric} {base['mean']:.4g}).")
     sig = (f"p = {rec['p']:.3g}, {rec['test']}" if math.isfinite(rec["p"])
-           else "not tested: fewer than 2 pairs")
+           else f"not tested: {str(rec['test']).removeprefix('none ').strip('()')}")
     return text + (f". Recommended combination: mean {metric} {rec['mean']:.4g} over "
                    f"{_count(rec['runs'], 'run')} against the baseline's {base['mean']:.4g}; "
                    f"paired difference {rec['diff']:+.4g} over {_count(rec['n_pairs'], 'seed')} "
