@@ -46,7 +46,7 @@ def test_level_changes_train_only_and_is_seeded(name: str, plain) -> None:
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(augmented, epoch(again.train)))
     # Another epoch draws anew.
     assert any(not torch.equal(a, b) for (a, _), (b, _) in zip(augmented, epoch(data.train, 1)))
-    assert all(x.shape == (8, 8, 2, 17, 17) for x, _ in augmented)
+    assert all(x.shape == (6, 8, 2, 17, 17) for x, _ in augmented)
 
 
 def test_global_numpy_random_state_is_untouched() -> None:

@@ -130,7 +130,7 @@ def test_build_data_reuses_frames_and_rebuilds_when_time_steps_change(own_cache:
     assert np.array_equal(first.test.frames.numpy(), again.test.frames.numpy())
     other = build_data(cfg.with_path("dataset.time_steps", 4))
     assert len(list(frames_dir.glob("*.npz"))) == 6
-    assert other.test.frames.shape[1] == 4 and first.test.frames.shape[1] == 8
+    assert other.test.frames.shape[1] == 4 and first.test.frames.shape[1] == 6
     # Same events binned coarser: the same total count per sample.
     assert np.array_equal(other.test.frames.sum(dim=(1, 2, 3, 4)).numpy(),
                           first.test.frames.to(int).sum(dim=(1, 2, 3, 4)).numpy())

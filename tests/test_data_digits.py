@@ -20,13 +20,13 @@ def bundle():
 
 
 def test_shapes_and_types(bundle) -> None:
-    assert bundle.input_shape == (2, 17, 17) and bundle.time_steps == 8
+    assert bundle.input_shape == (2, 17, 17) and bundle.time_steps == 6
     assert bundle.num_classes == 10 and bundle.name == "digits-dvs"
     assert len(bundle.train) == 3  # 24 // 8
     batches = list(bundle.train)
     assert len(batches) == 3
     x, y = batches[0]
-    assert x.shape == (8, 8, 2, 17, 17) and x.dtype == torch.float32
+    assert x.shape == (6, 8, 2, 17, 17) and x.dtype == torch.float32
     assert y.shape == (8,) and y.dtype == torch.int64
     assert x.sum() > 0 and torch.all(x == x.round()) and x.min() >= 0
     # Time-major: sample b of the batch is frames[idx[b]] along T.
