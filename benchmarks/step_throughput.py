@@ -6,7 +6,7 @@ the same process, timed alternately after warm-up. The snntorch version is the t
 pattern: ``snntorch.Leaky`` layers called once per time step in a Python loop, BN applied per
 step. Prints samples/s for both and the ratio, for two configurations:
 
-* ``default``: the digits-dvs study network (2x17x17 input, T=8, channels (16, 32), hidden 128);
+* ``default``: the digits-dvs study network (2x17x17 input, T=6, channels (16, 32), hidden 128);
 * ``paper``: the paper-sized network (2x34x34, T=10, channels (64, 128), hidden 256).
 
 Usage: ``python benchmarks/step_throughput.py [--threads 2] [--configs default paper]``.
@@ -36,7 +36,7 @@ from harness.config import RunConfig
 RETAIN_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
 
 CONFIGS = {
-    "default": {"input": (2, 17, 17), "T": 8, "channels": (16, 32), "hidden": 128,
+    "default": {"input": (2, 17, 17), "T": 6, "channels": (16, 32), "hidden": 128,
                 "iters": 10},
     "paper": {"input": (2, 34, 34), "T": 10, "channels": (64, 128), "hidden": 256,
               "iters": 3},
