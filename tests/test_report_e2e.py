@@ -8,7 +8,6 @@ real ones while the metrics are known in closed form. tests/test_report_real.py 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -19,21 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 from scipy import stats
+from test_study_fakes import FakeResult
 
 from harness.cli import main
 from harness.results import runs_frame
 
 RUN_FN = "test_report_e2e:synthetic_run"
-
-
-@dataclasses.dataclass
-class SyntheticResult:
-    status: str
-    metrics: dict[str, float]
-    curves: dict[str, list[float]]
-    error: str | None
-    wall_time_s: float
-    device: str = "cpu"
 
 
 def synthetic_accuracy(binarization: str, optimizer: str, seed: int) -> float:
@@ -43,14 +33,14 @@ def synthetic_accuracy(binarization: str, optimizer: str, seed: int) -> float:
     return acc + (0.003 if (binarization == "fp32") == (seed % 2 == 0) else 0.0)
 
 
-def synthetic_run(cfg: Any, *, progress: bool = False, callbacks: Any = ()) -> SyntheticResult:
+def synthetic_run(cfg: Any, *, progress: bool = False, callbacks: Any = ()) -> FakeResult:
     """Closed-form metrics of a run; one configuration diverges, as a real one may."""
     t0 = time.perf_counter()
     labels = cfg.labels()
     binz, opt, seed = labels["binarization"], labels["optimizer"], cfg.train.seed
     if binz != "fp32" and opt.startswith("hybrid") and seed == 1:
-        return SyntheticResult("failed", {"train_loss": math.nan}, {"val_acc": [0.3]},
-                               "training loss became NaN at epoch 1", time.perf_counter() - t0)
+        return FakeResult("failed", {"train_loss": math.nan}, {"val_acc": [0.3]},
+                          "training loss became NaN at epoch 1", time.perf_counter() - t0)
     acc = synthetic_accuracy(binz, opt, seed)
     bits = 32_000.0 if binz == "fp32" else 1_000.0
     metrics = {"test_acc": acc, "test_acc_shift_bn": acc - 0.004, "val_acc_best": acc,
@@ -60,7 +50,7 @@ def synthetic_run(cfg: Any, *, progress: bool = False, callbacks: Any = ()) -> S
     if opt.startswith("hybrid"):
         metrics["switch_epoch"] = 1.0
     curves = {"val_acc": [acc - 0.2, acc - 0.1, acc], "train_loss": [1.0, 0.6, 0.4]}
-    return SyntheticResult("complete", metrics, curves, None, time.perf_counter() - t0)
+    return FakeResult("complete", metrics, curves, None, time.perf_counter() - t0)
 
 
 def write_spec(path: Path, name: str, **over: Any) -> Path:

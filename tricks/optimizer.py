@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -141,12 +141,7 @@ class SWATSOptimizer(torch.optim.Optimizer):
         pg_terms: list[Tensor] = []
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["weight_decay"]:
-                    g = g.add(p, alpha=group["weight_decay"])
+            for p, g in _decayed_grads(group):
                 st = self.state[p]
                 if not st:
                     st["exp_avg"] = torch.zeros_like(p)
@@ -183,17 +178,21 @@ class SWATSOptimizer(torch.optim.Optimizer):
             beta1 = group["betas"][0]
             scale = group["lr"] / s["lr_at_switch"] if s["lr_at_switch"] else 1.0
             rate = (1.0 - beta1) * s["sgd_lr"] * scale
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["weight_decay"]:
-                    g = g.add(p, alpha=group["weight_decay"])
+            for p, g in _decayed_grads(group):
                 st = self.state[p]
                 if "momentum_buffer" not in st:
                     st["momentum_buffer"] = torch.zeros_like(p)
                 buf = st["momentum_buffer"].mul_(beta1).add_(g)
                 p.add_(buf, alpha=-rate)
+
+
+def _decayed_grads(group: dict[str, Any]) -> Iterator[tuple[Tensor, Tensor]]:
+    """(parameter, gradient with L2 weight decay added) for every parameter with a gradient."""
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        g = p.grad
+        yield p, (g.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else g)
 
 
 class BopOptimizer(torch.optim.Optimizer):
