@@ -173,61 +173,133 @@ def test_missing_dataset_names_path_layout_and_download(tmp_path: Path, name: st
         build_data(cfg.with_path("dataset.root", str(tmp_path / "empty")))
 
 
-class _StandInDecoder:
-    """Stands in for aedat.Decoder (not installed here): the test's .aedat4 files hold .npy
-    bytes of the AEDAT4 event dtype, so tonic's CIFAR10DVS reader and our pipeline run unchanged
-    around the binary decoding, which is the aedat package's job."""
-
-    def __init__(self, path: str) -> None:
-        with open(path, "rb") as fh:
-            self.events = np.load(fh)
-
-    def id_to_stream(self) -> dict:
-        return {0: {"type": "events"}}
-
-    def __iter__(self):
-        return iter([{"stream_id": 0, "events": self.events}])
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                 "truck")
+#: The tree written below: class -> (files, AEDAT4 compression). 20 "cat" files: 2 held out.
+CIFAR_TREE = {"airplane": (10, "LZ4"), "cat": (20, "ZSTD"), "truck": (10, "NONE")}
+_BIN_US = 100_000  # 10 bins of 100 ms: recordings of about 1 s, like CIFAR10-DVS's
 
 
-def test_cifar10dvs_per_class_split_and_48x48(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
+def cifar_events(label: int, k: int) -> np.ndarray:
+    """Known events of file ``k`` of class ``label``, in AEDAT4's order (t, x, y, on).
 
-    # Installed or not, `import aedat` finds the stand-in first.
-    monkeypatch.setitem(sys.modules, "aedat", types.SimpleNamespace(Decoder=_StandInDecoder))
-    dtype = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("on", bool)])
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck"]
-    rng = np.random.default_rng(0)
-    for name in classes[:3]:
+    Each file has its own count (it identifies the file in the frames), timestamps on a camera's
+    clock (us since the epoch), equal timestamps, both polarities and the sensor's corners. The
+    span is exactly 10 bins, so tonic's ToFrame drops only the last event (at the span's end).
+    """
+    rng = np.random.default_rng(1000 * label + k)
+    n = 40 + k + 10 * label  # distinct for the tree below
+    t0 = 1_600_000_000_000_000 + int(rng.integers(0, 10**9))
+    ev = np.zeros(n, dtype=[("t", np.int64), ("x", np.int16), ("y", np.int16), ("on", bool)])
+    ev["t"] = t0 + np.sort(rng.integers(0, 10 * _BIN_US, n))
+    ev["t"][0], ev["t"][1], ev["t"][-1] = t0, t0, t0 + 10 * _BIN_US
+    ev["x"], ev["y"] = rng.integers(0, 128, n), rng.integers(0, 128, n)
+    ev["x"][:4], ev["y"][:4] = (0, 127, 0, 127), (0, 0, 127, 127)
+    ev["on"] = rng.integers(0, 2, n).astype(bool)
+    return ev
+
+
+def write_aedat4(path: Path, ev: np.ndarray, compression: str) -> None:
+    """An event-only AEDAT4 recording of a 128x128 DVS through iniVation's own writer
+    (dv-processing), in three packets as a camera writes a stream."""
+    import dv_processing as dv
+
+    config = dv.io.MonoCameraWriter.EventOnlyConfig(
+        "DVS128_test", (128, 128), getattr(dv.CompressionType, compression))
+    writer = dv.io.MonoCameraWriter(str(path), config)
+    for chunk in np.array_split(ev, 3):
+        store = dv.EventStore()
+        for t, x, y, on in chunk.tolist():
+            store.push_back(t, x, y, on)
+        writer.writeEvents(store)
+    del writer  # the writer finishes the file (its table of packets) when destroyed
+
+
+def expected_frames(ev: np.ndarray) -> np.ndarray:
+    """The frames [10, 2, 48, 48] the pipeline must make of ``ev``: coordinates scaled by 48/128
+    and floored (tonic's Downsample), 10 bins of (t_last - t_first) // 10 from the first event
+    (tonic's ToFrame; events past the 10th bin dropped), channel = polarity."""
+    t = ev["t"] - ev["t"][0]
+    k = t // ((ev["t"][-1] - ev["t"][0]) // 10)
+    keep = k < 10
+    out = np.zeros((10, 2, 48, 48), dtype=np.int64)
+    np.add.at(out, (k[keep], ev["on"][keep].astype(int), ev["y"][keep].astype(int) * 3 // 8,
+                    ev["x"][keep].astype(int) * 3 // 8), 1)
+    return out
+
+
+def test_cifar10dvs_real_aedat4_files(tmp_path: Path) -> None:
+    aedat = pytest.importorskip(
+        "aedat", reason="CIFAR10-DVS's reader 'aedat' is not installed (pip install -e '.[test]')")
+    pytest.importorskip(
+        "dv_processing", reason="the AEDAT4 writer 'dv-processing' (iniVation) is not installed "
+                                "(pip install -e '.[test]')")
+    from harness.datasets import real
+
+    written: dict[str, tuple[int, np.ndarray]] = {}
+    for name, (count, compression) in CIFAR_TREE.items():
+        label = CIFAR_CLASSES.index(name)
         d = tmp_path / "CIFAR10DVS" / name
         d.mkdir(parents=True)
-        for k in range(10):
-            n = 200
-            ev = np.zeros(n, dtype=dtype)
-            ev["t"] = np.sort(rng.integers(0, 1_000_000, n))
-            ev["x"], ev["y"] = rng.integers(0, 128, n), rng.integers(0, 128, n)
-            ev["on"] = rng.integers(0, 2, n).astype(bool)
-            with open(d / f"cifar10_{name}_{k}.aedat4", "wb") as fh:
-                np.save(fh, ev)
-    data = build_data(RunConfig.from_dict({"dataset": {"name": "cifar10dvs",
-                                                       "root": str(tmp_path),
-                                                       "val_fraction": 0.0}}))
-    assert data.input_shape == (2, 48, 48) and data.time_steps == 10
-    # 10 % of each class held out for testing, the rest for training.
-    assert sorted(data.test.labels.tolist()) == [0, 1, 2]
-    assert sorted(data.train.labels.tolist()) == sorted([0, 1, 2] * 9)
-    assert data.test.frames.shape == (3, 10, 2, 48, 48)
+        for k in range(count):
+            path = d / f"cifar10_{name}_{k}.aedat4"
+            ev = cifar_events(label, k)
+            write_aedat4(path, ev, compression)
+            written[str(path)] = (label, ev)
+    assert len({len(ev) for _, ev in written.values()}) == len(written)
+
+    # The file as the aedat package decodes it: one 128x128 event stream, several packets.
+    for path, (_, ev) in written.items():
+        decoder = aedat.Decoder(path)
+        assert decoder.id_to_stream() == {0: {"type": "events", "width": 128, "height": 128}}
+        packets = [packet["events"] for packet in decoder if packet["stream_id"] == 0]
+        assert len(packets) == 3
+        decoded = np.concatenate(packets)
+        for field in ("t", "x", "y", "on"):
+            np.testing.assert_array_equal(decoded[field], ev[field])
+
+    # The project's reader (tonic's CIFAR10DVS over aedat): every event back, labels by folder.
+    pool = real.open_pool("cifar10dvs", "all", str(tmp_path))
+    order = sorted(written)  # the pool's order: sorted by path
+    assert pool.size == len(written) == 40
+    assert pool.labels.tolist() == [written[p][0] for p in order]
+    for i in range(pool.size):
+        got, ev = pool.read(i), written[order[i]][1]
+        assert len(got) == len(ev)
+        for ours, theirs in (("t", "t"), ("x", "x"), ("y", "y"), ("p", "on")):
+            np.testing.assert_array_equal(got[ours], ev[theirs].astype(np.int64))
+
+    # Frames, labels and the seeded 90/10 per-class split through build_data.
+    def build(seed: int):
+        return build_data(RunConfig.from_dict({"dataset": {"name": "cifar10dvs",
+                                                           "root": str(tmp_path),
+                                                           "val_fraction": 0.0},
+                                               "train": {"seed": seed}}))
+
+    data = build(0)
+    assert data.input_shape == (2, 48, 48) and data.time_steps == 10 and data.num_classes == 10
+    assert data.test.frames.shape == (4, 10, 2, 48, 48)
+    assert data.train.frames.shape == (36, 10, 2, 48, 48) and data.val.num_samples == 0
+    by_frames = {expected_frames(ev).astype(np.uint8).tobytes(): (path, label)
+                 for path, (label, ev) in written.items()}
+    assert len(by_frames) == len(written)
+
+    def files(split) -> list[str]:
+        out = []
+        for frames, label in zip(split.frames.numpy(), split.labels.tolist()):
+            path, true_label = by_frames[frames.tobytes()]  # exact frames of one written file
+            assert label == true_label
+            out.append(path)
+        return out
+
+    test_files, train_files = files(data.test), files(data.train)
+    assert sorted(test_files + train_files) == order  # disjoint, and nothing lost
+    assert sorted(data.test.labels.tolist()) == [0, 3, 3, 9]  # 10 % of each class
+    assert sorted(data.train.labels.tolist()) == [0] * 9 + [3] * 18 + [9] * 9
+    # The last event of each file lies past tonic's last bin.
     totals = data.test.frames.to(int).sum(dim=(1, 2, 3, 4)).tolist()
-    assert all(195 <= t <= 200 for t in totals)
-    again = build_data(RunConfig.from_dict({"dataset": {"name": "cifar10dvs",
-                                                        "root": str(tmp_path),
-                                                        "val_fraction": 0.0}}))
-    assert torch_equal(again.test.frames, data.test.frames)
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
+    assert totals == [len(written[p][1]) - 1 for p in test_files]
+    x, y = next(iter(data.test))
+    assert x.shape == (10, 4, 2, 48, 48) and x.dtype.is_floating_point
+    # The split is fixed (SPLIT_SEED), not drawn from the run's seed.
+    assert files(build(7).test) == test_files
