@@ -34,6 +34,23 @@ def test_backward_equals_autograd_of_primitive(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(LEVELS))
+@pytest.mark.parametrize("beta", [0.9, 0.5, 1e-4, 0.0])
+def test_fused_backward_step_equals_its_formula(name: str, beta: float) -> None:
+    """``backward_step_`` (the LIF backward's per-step kernel) is derivative * grad + beta * carry,
+    with and without a carry, including betas too small for the fused division by beta."""
+    fn = tricks.make("surrogate", name).spike_fn()
+    g = torch.linspace(-1, 2, len(POINTS), dtype=torch.float64)
+    carry = torch.linspace(3, -0.5, len(POINTS), dtype=torch.float64)
+    want = fn.derivative(POINTS) * g
+    scratch = POINTS.clone()
+    torch.testing.assert_close(fn.backward_step_(scratch, g, None, beta), want)
+    got = fn.backward_step_(POINTS.clone(), g, carry, beta)
+    torch.testing.assert_close(got, want + beta * carry, atol=1e-12, rtol=1e-10)
+    assert torch.equal(g, torch.linspace(-1, 2, len(POINTS), dtype=torch.float64))  # read only
+    assert torch.equal(carry, torch.linspace(3, -0.5, len(POINTS), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", sorted(LEVELS))
 def test_forward_is_heaviside_and_everything_finite_on_wide_range(name: str) -> None:
     fn = tricks.make("surrogate", name).spike_fn()
     x = torch.linspace(-100, 100, 20001)
