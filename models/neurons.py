@@ -105,8 +105,10 @@ def lif_sequence(current: Tensor, *, beta: float, threshold: float, reset: Reset
     With ``fire=False`` the neuron is a leaky integrator (no threshold, no reset) and the
     returned spikes are an empty placeholder: the readout of a non-spiking last layer.
     """
-    return _LIFSequence.apply(current.contiguous(), beta, threshold, reset if fire else "none",
-                              spike_fn, fire)
+    # No .contiguous(): the loop works on any strides, and its buffers (empty_like) keep a
+    # channels-last input channels-last, so the layers after it stay on their fast kernels.
+    return _LIFSequence.apply(current, beta, threshold, reset if fire else "none", spike_fn,
+                              fire)
 
 
 class LIF(nn.Module):

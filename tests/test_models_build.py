@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -108,3 +110,45 @@ def test_per_step_norms_take_time_steps_from_the_data() -> None:
     norms = [m for m in model.layers if isinstance(m, TemporalBatchNorm)]
     assert norms and all(m.weight.shape[0] == 6 for m in norms)
     assert model((torch.rand(6, 2, 2, 8, 8) < 0.3).float()).shape == (6, 2, 3)
+
+
+@pytest.mark.parametrize(("normalization", "block_order"), [
+    ("bn", "conv-norm-neuron-pool"), ("tebn", "conv-pool-norm-neuron"),
+    ("bntt", "conv-norm-pool-neuron"), ("none", "conv-norm-neuron-pool")])
+def test_channels_last_convs_compute_what_contiguous_ones_do(normalization: str,
+                                                              block_order: str) -> None:
+    """The CPU default (folded, channels-last, layout kept through BN / LIF / pool) against the
+    contiguous per-step and folded paths, in float64: same spikes, same gradients."""
+    torch.manual_seed(0)
+    base = build_model(cfg({"normalization": normalization},
+                           model={"block_order": block_order, "neuron": {"threshold": 0.3}}),
+                       input_shape=(2, 9, 9), num_classes=4).double()
+    x = (torch.rand(4, 5, 2, 9, 9) < 0.4).double()
+    results = []
+    for mode in ("channels_last", "per_step", "folded"):
+        model = copy.deepcopy(base)
+        for m in model.modules():
+            if isinstance(m, SynapticConv):
+                m.channels_last, m.per_step = mode == "channels_last", mode == "per_step"
+        seen: list[torch.Tensor] = []
+        model.layers[0].register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out))
+        out = model(x)
+        (out.sum() + 0.1 * (out * torch.arange(4.0, dtype=out.dtype)).sum()).backward()
+        fmt = torch.channels_last if mode == "channels_last" else torch.contiguous_format
+        assert seen[0].flatten(0, 1).is_contiguous(memory_format=fmt)
+        results.append((out.detach(), [p.grad for p in model.parameters()]))
+        rates = list(model.spike_rates().values())
+        assert 0.02 < rates[0] < 0.98 and 0.0 < rates[-2] < 1.0  # first LIF, and the last one
+    for out, grads in results[1:]:
+        assert torch.equal(out, results[0][0])
+        for g, g0 in zip(grads, results[0][1]):
+            torch.testing.assert_close(g, g0, atol=1e-10, rtol=1e-8)
+
+
+def test_lif_keeps_a_channels_last_layout() -> None:
+    x = torch.randn(3, 2, 4, 5, 5).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    x = x.unflatten(0, (3, 2)).requires_grad_()
+    spk = LIF()(x * 2)
+    assert spk.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    spk.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
