@@ -32,8 +32,7 @@ from torch import nn
 
 from harness.build import build_model
 from harness.config import RunConfig
-
-RETAIN_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+from harness.memory import reexec_with_retained_memory
 
 CONFIGS = {
     "default": {"input": (2, 17, 17), "T": 6, "channels": (16, 32), "hidden": 128,
@@ -136,9 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--system-allocator", action="store_true",
                         help="keep glibc's default of returning freed memory to the OS")
     args = parser.parse_args(argv)
-    if argv is None and not args.system_allocator and "GLIBC_TUNABLES" not in os.environ:
-        env = {**os.environ, "GLIBC_TUNABLES": RETAIN_MEMORY}
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    if argv is None and not args.system_allocator:
+        reexec_with_retained_memory(sys.argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")

@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.func in (_cmd_train, _cmd_run):
+        # Training in this process: start it again with the allocator keeping freed memory
+        # (harness.memory); returns at once when that is already so, or turned off.
+        from harness.memory import reexec_with_retained_memory
+
+        reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
     try:
         return int(args.func(args) or 0)
     except (UserError, TrickError) as exc:

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from harness import storage
 from harness.db import Run, RunMetric, Study
 from harness.errors import StorageError, UserError
+from harness.memory import ALLOCATOR_ENV, tuned_environ
 from harness.spec import PlannedRun, StudySpec, load_spec, run_key
 
 __all__ = [
@@ -63,11 +64,6 @@ __all__ = [
 LEASE_ENV = "BSNN_BENCH_LEASE"
 #: Set to 0 to run a single worker in its own process too (by default it runs in this one).
 INLINE_ENV = "BSNN_BENCH_INLINE"
-#: Set to 0 to keep the C allocator's defaults in worker processes.
-ALLOCATOR_ENV = "BSNN_BENCH_ALLOCATOR_TUNING"
-#: glibc keeps freed activation memory instead of returning it to the OS and faulting it back in
-#: every step (DESIGN.md, performance notes); only read at process start, so set for workers.
-GLIBC_RETAIN = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
 _FINAL = ("complete", "failed", "pruned")
 
 
@@ -391,9 +387,9 @@ def _worker_env(threads: int) -> Iterator[None]:
     try:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, str(threads))
-        tuned = "GLIBC_TUNABLES" in os.environ or "jemalloc" in os.environ.get("LD_PRELOAD", "")
-        if os.environ.get(ALLOCATOR_ENV, "1") != "0" and not tuned:
-            os.environ["GLIBC_TUNABLES"] = GLIBC_RETAIN
+        tuned = tuned_environ()
+        if tuned is not None:
+            os.environ.update(tuned)
         yield
     finally:
         os.environ.clear()
