@@ -9,16 +9,20 @@ step. Prints samples/s for both and the ratio, for two configurations:
 * ``default``: the digits-dvs study network (2x17x17 input, T=6, channels (16, 32), hidden 128);
 * ``paper``: the paper-sized network (2x34x34, T=10, channels (64, 128), hidden 256).
 
-Usage: ``python benchmarks/step_throughput.py [--threads 2] [--configs default paper]``.
+Usage: ``python benchmarks/step_throughput.py [--threads 2] [--configs default paper]
+[--snntorch-channels-last]``. The last option adds the snntorch loop run in the channels-last
+layout that our convolutions use on the CPU (``models/layers.py``): not the common way, but it
+tells how much of the ratio is the memory layout and how much the rest.
 
-Like the study workers, the benchmark runs with glibc told to retain freed memory (DESIGN.md,
-"Performance notes"): it re-executes itself with ``GLIBC_TUNABLES`` set unless the variable is
-already set or ``--system-allocator`` is given. Both nets run in that same process.
+Like ``bsnn-bench train`` and the study workers, the benchmark runs with glibc told to retain
+freed memory (:mod:`harness.memory`): it re-executes itself with ``GLIBC_TUNABLES`` set unless
+that is already set or ``--system-allocator`` is given. All nets run in that same process.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -61,13 +65,19 @@ class SnntorchNet(nn.Module):
         self.lif3 = snn.Leaky(beta=0.9)
         self.fc2 = nn.Linear(hidden, classes, bias=False)
         self.lif4 = snn.Leaky(beta=0.9)
+        #: The same loop in the channels-last layout (``--snntorch-channels-last``): not the
+        #: common way, but it shows how much of the difference is the memory layout.
+        self.channels_last = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m1, m2, m3, m4 = (lif.reset_mem() for lif in (self.lif1, self.lif2, self.lif3,
                                                       self.lif4))
         out = []
         for t in range(x.shape[0]):
-            s, m1 = self.lif1(self.bn1(self.conv1(x[t])), m1)
+            xt = x[t]
+            if self.channels_last:
+                xt = xt.contiguous(memory_format=torch.channels_last)
+            s, m1 = self.lif1(self.bn1(self.conv1(xt)), m1)
             s = F.max_pool2d(s, 2)
             s, m2 = self.lif2(self.bn2(self.conv2(s)), m2)
             s = F.max_pool2d(s, 2).flatten(1)
@@ -90,7 +100,8 @@ def _step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callabl
     return step
 
 
-def run(name: str, *, batch: int, warmup: int, iters: int | None) -> tuple[float, float]:
+def run(name: str, *, batch: int, warmup: int, iters: int | None,
+        snntorch_channels_last: bool = False) -> tuple[float, float]:
     spec = CONFIGS[name]
     iters = iters or spec["iters"]
     torch.manual_seed(0)
@@ -107,6 +118,10 @@ def run(name: str, *, batch: int, warmup: int, iters: int | None) -> tuple[float
     x = (torch.rand(spec["T"], batch, *spec["input"]) < 0.15).float()
     target = F.one_hot(torch.arange(batch) % 10, 10).float()
     steps = {"ours": _step_fn(ours, x, target), "snntorch": _step_fn(theirs, x, target)}
+    if snntorch_channels_last:
+        theirs_cl = copy.deepcopy(theirs).to(memory_format=torch.channels_last)
+        theirs_cl.channels_last = True
+        steps["snntorch-cl"] = _step_fn(theirs_cl, x, target)
     for fn in steps.values():
         for _ in range(warmup):
             fn()
@@ -122,6 +137,10 @@ def run(name: str, *, batch: int, warmup: int, iters: int | None) -> tuple[float
           f"hidden={spec['hidden']} batch={batch}: ours {sps['ours']:.0f} samples/s "
           f"({med['ours'] * 1e3:.0f} ms/step), snntorch {sps['snntorch']:.0f} samples/s "
           f"({med['snntorch'] * 1e3:.0f} ms/step), ratio {sps['ours'] / sps['snntorch']:.2f}x")
+    if "snntorch-cl" in sps:
+        print(f"{'':8s} snntorch loop in channels-last: {sps['snntorch-cl']:.0f} samples/s "
+              f"({med['snntorch-cl'] * 1e3:.0f} ms/step), ours / it "
+              f"{sps['ours'] / sps['snntorch-cl']:.2f}x")
     return sps["ours"], sps["snntorch"]
 
 
@@ -132,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=None, help="timed steps per net")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--snntorch-channels-last", action="store_true",
+                        help="also time the snntorch loop in the channels-last layout")
     parser.add_argument("--system-allocator", action="store_true",
                         help="keep glibc's default of returning freed memory to the OS")
     args = parser.parse_args(argv)
@@ -141,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
     for name in args.configs:
-        run(name, batch=args.batch, warmup=args.warmup, iters=args.iters)
+        run(name, batch=args.batch, warmup=args.warmup, iters=args.iters,
+            snntorch_channels_last=args.snntorch_channels_last)
 
 
 if __name__ == "__main__":
