@@ -112,16 +112,22 @@ def test_per_step_norms_take_time_steps_from_the_data() -> None:
     assert model((torch.rand(6, 2, 2, 8, 8) < 0.3).float()).shape == (6, 2, 3)
 
 
-@pytest.mark.parametrize(("normalization", "block_order"), [
-    ("bn", "conv-norm-neuron-pool"), ("tebn", "conv-pool-norm-neuron"),
-    ("bntt", "conv-norm-pool-neuron"), ("none", "conv-norm-neuron-pool")])
+@pytest.mark.parametrize(("normalization", "block_order", "extra"), [
+    ("bn", "conv-norm-neuron-pool", {}), ("tebn", "conv-pool-norm-neuron", {}),
+    ("bntt", "conv-norm-pool-neuron", {}), ("none", "conv-norm-neuron-pool", {}),
+    ("bn", "conv-norm-neuron-pool", {"shift_bn": "on", "binarization": "ste-clip"}),
+    ("tdbn", "conv-norm-neuron-pool", {"binarization": "xnor", "pool": "avg"})])
 def test_channels_last_convs_compute_what_contiguous_ones_do(normalization: str,
-                                                              block_order: str) -> None:
+                                                              block_order: str,
+                                                              extra: dict) -> None:
     """The CPU default (folded, channels-last, layout kept through BN / LIF / pool) against the
     contiguous per-step and folded paths, in float64: same spikes, same gradients."""
     torch.manual_seed(0)
-    base = build_model(cfg({"normalization": normalization},
-                           model={"block_order": block_order, "neuron": {"threshold": 0.3}}),
+    extra = dict(extra)
+    pool = extra.pop("pool", "max")
+    base = build_model(cfg({"normalization": normalization, **extra},
+                           model={"block_order": block_order, "pool": pool,
+                                  "neuron": {"threshold": 0.3}}),
                        input_shape=(2, 9, 9), num_classes=4).double()
     x = (torch.rand(4, 5, 2, 9, 9) < 0.4).double()
     results = []
