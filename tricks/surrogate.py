@@ -64,6 +64,7 @@ def _positive(level: Level, param: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Alpha(Surrogate):
+    param_help: ClassVar[dict[str, str]] = {"alpha": "sharpness (larger: narrower, taller)"}
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
@@ -84,14 +85,11 @@ class Rectangle(Surrogate):
         _positive(self, "width")
 
 
-_ALPHA_HELP = {"alpha": "sharpness (larger: narrower, taller)"}
-
 
 @dataclasses.dataclass(frozen=True)
 class ATan(_Alpha):
     name: ClassVar[str] = "atan"
     summary: ClassVar[str] = "arc-tangent, (alpha/2)/(1+(pi/2 alpha x)^2) (Fang et al. 2021)"
-    param_help: ClassVar[dict[str, str]] = _ALPHA_HELP
     module: ClassVar[type[sg.SpikeFunction]] = sg.ATan
     alpha: float = 2.0
 
@@ -100,7 +98,6 @@ class ATan(_Alpha):
 class Sigmoid(_Alpha):
     name: ClassVar[str] = "sigmoid"
     summary: ClassVar[str] = "logistic, alpha s(1-s) with s = sigmoid(alpha x)"
-    param_help: ClassVar[dict[str, str]] = _ALPHA_HELP
     module: ClassVar[type[sg.SpikeFunction]] = sg.Sigmoid
     alpha: float = 4.0
 
@@ -109,7 +106,6 @@ class Sigmoid(_Alpha):
 class FastSigmoid(_Alpha):
     name: ClassVar[str] = "fast-sigmoid"
     summary: ClassVar[str] = "SuperSpike fast sigmoid, 1/(1+alpha|x|)^2 (Zenke & Ganguli 2018)"
-    param_help: ClassVar[dict[str, str]] = _ALPHA_HELP
     module: ClassVar[type[sg.SpikeFunction]] = sg.FastSigmoid
     alpha: float = 25.0
 
@@ -118,7 +114,6 @@ class FastSigmoid(_Alpha):
 class Triangle(_Alpha):
     name: ClassVar[str] = "triangle"
     summary: ClassVar[str] = "triangle, alpha max(0, 1 - alpha|x|) (Esser et al. 2016)"
-    param_help: ClassVar[dict[str, str]] = _ALPHA_HELP
     module: ClassVar[type[sg.SpikeFunction]] = sg.Triangle
     alpha: float = 1.0
 
@@ -127,7 +122,6 @@ class Triangle(_Alpha):
 class Erf(_Alpha):
     name: ClassVar[str] = "erf"
     summary: ClassVar[str] = "Gaussian window alpha/sqrt(pi) exp(-(alpha x)^2), erf primitive"
-    param_help: ClassVar[dict[str, str]] = _ALPHA_HELP
     module: ClassVar[type[sg.SpikeFunction]] = sg.Erf
     alpha: float = 2.0
 
@@ -136,7 +130,6 @@ class Erf(_Alpha):
 class PiecewiseExp(_Alpha):
     name: ClassVar[str] = "piecewise-exp"
     summary: ClassVar[str] = "piecewise exponential, alpha/2 exp(-alpha|x|)"
-    param_help: ClassVar[dict[str, str]] = _ALPHA_HELP
     module: ClassVar[type[sg.SpikeFunction]] = sg.PiecewiseExp
     alpha: float = 2.0
 
