@@ -66,32 +66,18 @@ class Diverged(RuntimeError):
 def binary_parameter_names(model: nn.Module) -> set[str]:
     """Names of the latent binary weights of ``model`` (what Bop owns and flips are counted on).
 
-    The model answers (``harness.build.binary_parameters``); a module outside ``models/`` with
-    a weight quantizer (``module.weight_quantizer`` not None, ``module.binary`` not False) also
-    has a binary ``weight``.
+    A module's ``weight`` is binary when the module has a weight quantizer
+    (``module.weight_quantizer`` not None) that binarizes (``module.binary`` not False): the
+    synaptic layers of ``models/`` (``harness.build.binary_parameters``) and any hand-made
+    module following the same convention.
     """
-    names = {_name_of(model, p) for p in _build_binary_parameters(model)}
+    names = set()
     for mod_name, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if (getattr(module, "weight_quantizer", None) is not None
                 and getattr(module, "binary", True) is True and isinstance(weight, nn.Parameter)):
             names.add(f"{mod_name}.weight" if mod_name else "weight")
     return names
-
-
-def _build_binary_parameters(model: nn.Module) -> list[Tensor]:
-    try:
-        from harness.build import binary_parameters
-    except ImportError:  # the model builder is optional for hand-made models
-        return []
-    return list(binary_parameters(model))
-
-
-def _name_of(model: nn.Module, param: Tensor) -> str:
-    for name, p in model.named_parameters():
-        if p is param:
-            return name
-    raise ValueError("binary_parameters returned a tensor that is not a model parameter")
 
 
 class OptimizerSwitch(L.Callback):
