@@ -45,3 +45,17 @@ def test_console_script_entry_point_runs() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "rectangle" in proc.stdout and "atan" in proc.stdout
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    """`bsnn-bench tricks | head -1`: the reader leaves early; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "tricks"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the first write: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "Broken pipe" not in err
