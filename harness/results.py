@@ -40,6 +40,7 @@ from harness.db import (
     decode_float,
 )
 from harness.errors import StorageError
+from harness.spec import value_label
 from tricks._registry import TrickError
 
 __all__ = [
@@ -55,9 +56,6 @@ __all__ = [
 ]
 
 DEFAULT_DB_URL = "sqlite:///results.sqlite"
-
-#: Statuses the runner writes besides harness.db.RUN_STATUSES (a search trial Optuna pruned).
-EXTRA_STATUSES = ("pruned",)
 
 #: Columns every runs frame has besides its factor and metric columns.
 RUN_COLUMNS = ("run_id", "run_key", "status", "seed", "position", "wall_time_s", "host",
@@ -185,18 +183,10 @@ def level_label(factor: str, level: Any) -> str:
             try:
                 name, params = tricks.parse_spec(level)
             except TrickError:
-                return _value_label(level)
+                return value_label(level)
             shown = [f"{k}={tricks.format_value(v)}" for k, v in params.items()]
             return f"{name}({', '.join(shown)})" if shown else name
-    return _value_label(level)
-
-
-def _value_label(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}={_value_label(v)}" for k, v in sorted(value.items())) + "}"
-    if value is None:
-        return "none"
-    return tricks.format_value(value)
+    return value_label(level)
 
 
 def study_levels(spec: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -220,11 +210,10 @@ def _check_status(status: str | Sequence[str] | None) -> list[str] | None:
     if status is None:
         return None
     wanted = [status] if isinstance(status, str) else list(status)
-    known = tuple(dict.fromkeys((*RUN_STATUSES, *EXTRA_STATUSES)))
-    bad = [s for s in wanted if s not in known]
+    bad = [s for s in wanted if s not in RUN_STATUSES]
     if bad:
         raise StorageError(f"unknown run status {bad[0]!r} (expected one of: "
-                           f"{', '.join(known)})")
+                           f"{', '.join(RUN_STATUSES)})")
     return wanted
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "run_key",
+    "value_label",
 ]
 
 DESIGNS = ("full-factorial", "one-at-a-time", "search")
@@ -321,9 +322,11 @@ def _config_path_type(path: str) -> Any:
     return node
 
 
-def _value_label(value: Any) -> str:
+def value_label(value: Any) -> str:
+    """The label of a plain (non-trick) level value as studies store it: ``none``, ``0.5``,
+    ``{a=1, b=x}``."""
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}={_value_label(v)}" for k, v in sorted(value.items())) + "}"
+        return "{" + ", ".join(f"{k}={value_label(v)}" for k, v in sorted(value.items())) + "}"
     if value is None:
         return "none"
     return format_value(value)
@@ -367,7 +370,7 @@ def _parse_factor(path: str, fname: str, levels: Any, base: dict[str, Any]) -> F
             node: Any = cfg.to_dict()
             for part in fname.split("."):
                 node = node[part]
-            labels.append(_value_label(node))
+            labels.append(value_label(node))
             values.append(node)
     else:
         raise SpecError(f"{path}: '{key}': unknown factor (expected a trick factor: "
