@@ -1,4 +1,4 @@
-"""Cost metrics of a model: deployed weight memory, synaptic operations, energy, sign flips.
+"""Cost metrics of a model: deployed weight memory, synaptic operations, energy.
 
 API for the training code::
 
@@ -8,8 +8,7 @@ API for the training code::
         for x, _ in test_loader: model(x)
     ops.per_sample()   # {"synops_per_sample", "macs_per_sample", "acs_per_sample"}
     energy_uj_per_sample(macs, acs)
-    flips = SignFlipTracker(model); ...; flips.update()   # after each epoch: fraction flipped
-    cost_metrics(cfg, model, input_shape=..., batch=x)    # all of the above as metric names
+    cost_metrics(model, batch=x)                 # all of the above as metric names
 
 Conventions (also in the README):
 
@@ -34,7 +33,6 @@ Conventions (also in the README):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -47,7 +45,6 @@ from models.norm import TemporalBatchNorm
 __all__ = [
     "PJ_PER_AC",
     "PJ_PER_MAC",
-    "SignFlipTracker",
     "SynOpsCounter",
     "cost_metrics",
     "energy_uj_per_sample",
@@ -110,8 +107,13 @@ def weight_memory_bits(model: nn.Module) -> int:
 
 def weight_memory_ratio(model: nn.Module) -> float:
     """``weight_memory_bits(model)`` over the same model stored entirely in fp32."""
-    full = _bits(model, fp32=True)
-    return weight_memory_bits(model) / full if full else math.nan
+    return _memory(model)[1]
+
+
+def _memory(model: nn.Module) -> tuple[int, float]:
+    """``(weight_memory_bits, weight_memory_ratio)`` from one pass of each kind."""
+    bits, full = _bits(model, fp32=False), _bits(model, fp32=True)
+    return bits, bits / full if full else math.nan
 
 
 def energy_uj_per_sample(macs: float, acs: float) -> float:
@@ -189,51 +191,16 @@ class SynOpsCounter:
                 "acs_per_sample": acs}
 
 
-class SignFlipTracker:
-    """Fraction of binarized weights whose sign changed since the previous :meth:`update`.
-
-    Signs use the quantizers' convention ``sign(0) = +1``. A model with no binarized weight
-    reports NaN.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.params = [m.weight for m in _binary_layers(model)]
-        self._signs = self._snapshot()
-
-    def _snapshot(self) -> list[Tensor]:
-        return [(p.detach() >= 0).clone() for p in self.params]
-
-    def update(self) -> float:
-        new = self._snapshot()
-        total = sum(s.numel() for s in new)
-        if total == 0:
-            self._signs = new
-            return math.nan
-        flipped = sum(int((a != b).sum()) for a, b in zip(self._signs, new))
-        self._signs = new
-        return flipped / total
-
-
-def _binary_layers(model: nn.Module) -> Iterator[_Synaptic]:
-    for m in model.modules():
-        if isinstance(m, _Synaptic) and m.binary:
-            yield m
-
-
-def cost_metrics(cfg: Any, model: nn.Module, *, input_shape: tuple[int, ...] | None = None,
-                 spike_rates: dict[str, float] | None = None, batch: Tensor | None = None,
+def cost_metrics(model: nn.Module, *, batch: Tensor | None = None,
                  synops: dict[str, float] | None = None) -> dict[str, float]:
     """Final cost metrics of a run under their documented names.
 
     Synaptic operations come from ``synops`` (a :meth:`SynOpsCounter.per_sample` result over the
     test set, preferred) or from one evaluation forward on ``batch`` ``[T, B, ...]``; with
-    neither, the synop and energy metrics are left out rather than guessed. ``cfg``,
-    ``input_shape`` and ``spike_rates`` are accepted for the caller's convenience and unused.
+    neither, the synop and energy metrics are left out rather than guessed.
     """
-    out: dict[str, float] = {
-        "weight_memory_bits": float(weight_memory_bits(model)),
-        "weight_memory_ratio": weight_memory_ratio(model),
-    }
+    bits, ratio = _memory(model)
+    out: dict[str, float] = {"weight_memory_bits": float(bits), "weight_memory_ratio": ratio}
     if synops is None and batch is not None:
         was_training = model.training
         model.eval()

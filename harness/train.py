@@ -354,13 +354,6 @@ def _summary(module: BSNNModule, switch: OptimizerSwitch, model: nn.Module,
     return m
 
 
-def _cost_metrics(cfg: RunConfig, model: nn.Module,
-                  synops: dict[str, float] | None) -> dict[str, float]:
-    from harness.costs import cost_metrics
-
-    return cost_metrics(cfg, model, synops=synops)
-
-
 def _check_train_config(tc: Any) -> None:
     """Range checks of ``train.*`` that RunConfig's type checks cannot express."""
     checks = [
@@ -451,8 +444,10 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
         train_time_s = time.perf_counter() - fit_start
     metrics = _summary(module, switch, model, train_time_s)
     if status == "complete":
+        from harness.costs import cost_metrics
+
         metrics.update(module.final)
-        metrics.update(_cost_metrics(cfg, model, module.synops))
+        metrics.update(cost_metrics(model, synops=module.synops))
     curves = {k: list(v) for k, v in module.history.items()}
     return RunResult(status=status, metrics=metrics, curves=curves, error=error,
                      wall_time_s=time.perf_counter() - start, device=device)

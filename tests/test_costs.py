@@ -122,23 +122,36 @@ def test_energy_formula_and_cost_metrics() -> None:
     c = cfg({"binarization": "ste-clip"})
     model = build_model(c, input_shape=(2, 8, 8), num_classes=3)
     x = (torch.rand(4, 5, 2, 8, 8) < 0.2).float()
-    m = costs.cost_metrics(c, model, input_shape=(2, 8, 8), batch=x)
+    m = costs.cost_metrics(model, batch=x)
     assert model.training  # restored
     assert set(m) == {"weight_memory_bits", "weight_memory_ratio", "synops_per_sample",
                       "macs_per_sample", "acs_per_sample", "energy_uj_per_sample"}
     assert m["macs_per_sample"] == 0  # binary input and spikes everywhere: all accumulates
     assert m["energy_uj_per_sample"] == pytest.approx(m["acs_per_sample"] * 0.9e-6)
     assert 0 < m["weight_memory_ratio"] < 0.2
-    assert "synops_per_sample" not in costs.cost_metrics(c, model)
+    assert "synops_per_sample" not in costs.cost_metrics(model)
+    assert m["weight_memory_bits"] == costs.weight_memory_bits(model)
+    assert m["weight_memory_ratio"] == costs.weight_memory_ratio(model)
 
 
-def test_sign_flip_tracker() -> None:
+def test_sign_flip_rate() -> None:
+    """The training's per-epoch sign-flip rate over the model's binary weights."""
+    from harness.train import _SignFlips, binary_parameter_names
+
+    def flips_of(model: Network) -> _SignFlips:
+        names = binary_parameter_names(model)
+        return _SignFlips([p for n, p in model.named_parameters() if n in names])
+
     model = _small(SignSTE)
-    tracker = costs.SignFlipTracker(model)
-    assert tracker.update() == 0.0
+    flips = flips_of(model)
+    flips.snapshot()
+    assert flips.rate() == 0.0
     with torch.no_grad():
         w = model.layers[0].weight
         w.view(-1)[:9] = -w.view(-1)[:9] - 1e-3 * torch.sign(w.view(-1)[:9])
-    assert tracker.update() == pytest.approx(9 / (72 + 192))
-    assert tracker.update() == 0.0
-    assert math.isnan(costs.SignFlipTracker(_small()).update())
+    assert flips.rate() == pytest.approx(9 / (72 + 192))
+    flips.snapshot()
+    assert flips.rate() == 0.0
+    fp = flips_of(_small())
+    fp.snapshot()
+    assert math.isnan(fp.rate())
