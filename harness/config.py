@@ -123,7 +123,10 @@ def _build(cls: type, data: Any, path: str) -> Any:
         if not ok:
             raise ConfigError(f"'{path}.{key}' expected {_type_name(tp)}, got {value!r}")
         kwargs[key] = coerced
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a dataclass's own range checks (dataset generator options)
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _plain(obj: Any) -> Any:

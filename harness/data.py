@@ -38,28 +38,25 @@ and frames under ``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench`` (safe to dele
 from __future__ import annotations
 
 import dataclasses
-import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from harness.config import RunConfig
+from harness.config import RunConfig, _build, _plain
 from harness.datasets import cache, digits_dvs, real, synthetic_gestures
-from harness.datasets.dvs_sim import EVENT_DTYPE, DVSSensor
+from harness.datasets.dvs_sim import EVENT_DTYPE
 from harness.datasets.frames import Preprocess, fast_frames, to_frames
 from harness.datasets.loaders import FrameLoader
 from harness.errors import ConfigError
-from tricks._registry import _coerce, _type_name
+from tricks._registry import _coerce
 from tricks.augmentation import Augmentation
 
 __all__ = ["DATASETS", "DataBundle", "DatasetSpec", "SPLIT_SEED", "build_data", "check_dataset"]
 
 #: Seed of every train/val/test split (fixed: runs with different seeds see the same splits).
 SPLIT_SEED = 0
-_EMBEDDED_TEST_FRACTION = 0.15
-_CIFAR_TEST_FRACTION = 0.10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,17 +68,20 @@ class DatasetSpec:
     num_classes: int
     time_steps: int
     target_size: tuple[int, int]
+    #: Default ``Denoise`` filter time (the one dataset option of a real dataset that has it).
     denoise_us: float | None = None
     embedded: bool = False
+    #: Share of each class held out as the test split; None: the dataset's own test split.
+    test_fraction: float | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("digits-dvs", (34, 34, 2), 10, 6, (17, 17), embedded=True),
+    DatasetSpec("digits-dvs", (34, 34, 2), 10, 6, (17, 17), embedded=True, test_fraction=0.15),
     DatasetSpec("synthetic-gestures", (34, 34, 2), len(synthetic_gestures.CLASSES), 10, (17, 17),
-                embedded=True),
+                embedded=True, test_fraction=0.15),
     DatasetSpec("nmnist", (34, 34, 2), 10, 18, (34, 34), denoise_us=10_000.0),
     DatasetSpec("dvsgesture", (128, 128, 2), 11, 25, (32, 32)),
-    DatasetSpec("cifar10dvs", (128, 128, 2), 10, 10, (48, 48)),
+    DatasetSpec("cifar10dvs", (128, 128, 2), 10, 10, (48, 48), test_fraction=0.10),
     DatasetSpec("shd", (700, 1, 1), 20, 50, (700, 1)),
 )}
 
@@ -95,8 +95,6 @@ class DataBundle:
     num_classes: int
     time_steps: int
     name: str
-    #: (W, H, P) of the frames after preprocessing.
-    sensor_size: tuple[int, int, int]
 
 
 def _spec(cfg: RunConfig) -> DatasetSpec:
@@ -104,39 +102,6 @@ def _spec(cfg: RunConfig) -> DatasetSpec:
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset.name '{name}' (known: {', '.join(DATASETS)})")
     return DATASETS[name]
-
-
-def _build_params(cls: type, options: Mapping[str, Any], path: str) -> Any:
-    """A generator-parameter dataclass from ``dataset.options`` (typed, unknown keys refused)."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in names:
-            raise ConfigError(f"unknown key '{path}.{key}' (expected one of: "
-                              f"{', '.join(sorted(names))})")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"'{path}.{key}' must be a mapping")
-            kwargs[key] = _build_params(tp, value, f"{path}.{key}")
-            continue
-        ok, coerced = _coerce(tp, value)
-        if not ok:
-            raise ConfigError(f"'{path}.{key}' expected {_type_name(tp)}, got {value!r}")
-        kwargs[key] = coerced
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, tuple | list):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _per_class_split(labels: np.ndarray, fraction: float,
@@ -161,6 +126,16 @@ class _Pool:
     identity: dict
 
 
+#: The embedded datasets' generators: name -> (parameter class, generate, labels(params)).
+_GENERATORS: dict[str, tuple[type, Callable[..., list[np.ndarray]],
+                             Callable[[Any], np.ndarray]]] = {
+    "digits-dvs": (digits_dvs.DigitsDVSParams, digits_dvs.generate,
+                   lambda params: digits_dvs.labels()),
+    "synthetic-gestures": (synthetic_gestures.SyntheticGesturesParams,
+                           synthetic_gestures.generate, synthetic_gestures.labels),
+}
+
+
 class _Source:
     """Where a dataset's samples come from and how they are split."""
 
@@ -170,12 +145,11 @@ class _Source:
         self.options = dict(cfg.dataset.options)
         self._pools: dict[str, _Pool] = {}
         if spec.embedded:
-            cls = (digits_dvs.DigitsDVSParams if spec.name == "digits-dvs"
-                   else synthetic_gestures.SyntheticGesturesParams)
-            self.params = _build_params(cls, self.options, "dataset.options")
+            cls, self._generate, self._labels = _GENERATORS[spec.name]
+            self.params = _build(cls, self.options, "dataset.options")
             self.denoise_us = None
         else:
-            unknown = sorted(set(self.options) - ({"denoise_us"} if spec.name == "nmnist"
+            unknown = sorted(set(self.options) - ({"denoise_us"} if spec.denoise_us is not None
                                                   else set()))
             if unknown:
                 raise ConfigError(f"unknown key 'dataset.options.{unknown[0]}' for dataset "
@@ -201,8 +175,7 @@ class _Source:
     def _open(self, name: str) -> _Pool:
         if self.params is not None:
             key = _plain(self.params)
-            gen = digits_dvs.generate if self.spec.name == "digits-dvs" else \
-                synthetic_gestures.generate
+            gen = self._generate
             params = self.params
             name_ = self.spec.name
 
@@ -215,11 +188,7 @@ class _Source:
                     lambda: cache.pack_events(gen(params, indices)))
                 return cache.unpack_events(arrays, EVENT_DTYPE)
 
-            if self.spec.name == "digits-dvs":
-                labels = digits_dvs.labels()
-            else:
-                labels = synthetic_gestures.labels(params)
-            return _Pool(labels, read_many, {"generator": key})
+            return _Pool(self._labels(params), read_many, {"generator": key})
         ds = self.cfg.dataset
         pool = real.open_pool(self.spec.name, name, ds.root, download=ds.download)
         return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity)
@@ -230,10 +199,9 @@ class _Source:
         val_fraction = self.cfg.dataset.val_fraction
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"'dataset.val_fraction' must be in [0, 1), got {val_fraction}")
-        if self.spec.embedded or self.spec.name == "cifar10dvs":
-            frac = (_EMBEDDED_TEST_FRACTION if self.spec.embedded else _CIFAR_TEST_FRACTION)
+        if self.spec.test_fraction is not None:
             pool = "all"
-            rest, test = _per_class_split(self.pool(pool).labels, frac, rng)
+            rest, test = _per_class_split(self.pool(pool).labels, self.spec.test_fraction, rng)
             labels = self.pool(pool).labels[rest]
             train_pos, val_pos = _per_class_split(labels, val_fraction, rng)
             return {"train": (pool, rest[train_pos]), "val": (pool, rest[val_pos]),
@@ -274,8 +242,7 @@ def check_dataset(cfg: RunConfig) -> None:
     source = _Source(cfg, spec)
     _resolve_sizes(cfg, spec, source.sensor_size)
     if not spec.embedded:
-        for pool in ({p for p, _ in source.plan().values()}):
-            source.pool(pool)
+        source.plan()  # opens (and so checks) every pool the splits come from
 
 
 def build_data(cfg: RunConfig) -> DataBundle:
@@ -338,7 +305,7 @@ def build_data(cfg: RunConfig) -> DataBundle:
             sensor_size=out_sensor if train else None)
     return DataBundle(train=loaders["train"], val=loaders["val"], test=loaders["test"],
                       input_shape=input_shape, num_classes=spec.num_classes, time_steps=steps,
-                      name=spec.name, sensor_size=out_sensor)
+                      name=spec.name)
 
 
 def _digest(indices: np.ndarray) -> str:
@@ -346,6 +313,3 @@ def _digest(indices: np.ndarray) -> str:
 
     return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
 
-
-# Keep the sensor type importable from here for users configuring embedded datasets.
-_ = DVSSensor

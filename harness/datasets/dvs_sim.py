@@ -122,6 +122,9 @@ class DVSSensor:
         if times.shape != (intensity.shape[0],) or np.any(np.diff(times) <= 0):
             raise ValueError("times_us must hold K strictly increasing sample times")
         k_steps, batch = intensity.shape[:2]
+        rngs = [rng] * batch if isinstance(rng, np.random.Generator) else list(rng)
+        if len(rngs) != batch:
+            raise ValueError(f"got {len(rngs)} generators for {batch} scenes")
         maps = self.mismatch()
         th_on = np.tile(maps["on"].reshape(-1), batch).astype(np.float32)
         th_off = np.tile(maps["off"].reshape(-1), batch).astype(np.float32)
@@ -179,9 +182,6 @@ class DVSSensor:
         order = np.argsort(sample, kind="stable")
         pix, t, p, sample = pix[order], t[order], p[order], sample[order]
         bounds = np.searchsorted(sample, np.arange(batch + 1))
-        rngs = [rng] * batch if isinstance(rng, np.random.Generator) else list(rng)
-        if len(rngs) != batch:
-            raise ValueError(f"got {len(rngs)} generators for {batch} scenes")
         duration_s = (times[-1] - times[0]) * 1e-6
         rate = maps["rate"].reshape(-1)
         out = []

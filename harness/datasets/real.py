@@ -110,12 +110,14 @@ _CLASSES: dict[str, type] = {"nmnist": NMNIST, "dvsgesture": DVSGesture,
 class RealPool:
     """One tonic split (``train``/``test``; CIFAR10-DVS: ``all``) with labels and a reader."""
 
-    name: str
-    size: int
     labels: np.ndarray
     read: Callable[[int], np.ndarray]
     #: Identifies the files read, for the cache key (path and sample count).
     identity: dict
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
 
 
 def _to_common(events: np.ndarray) -> np.ndarray:
@@ -151,7 +153,7 @@ def open_pool(name: str, pool: str, root: str | None, *, download: bool = False)
         path = Path(ds.location_on_system, ds.data_filename)
         with h5py.File(path, "r") as fh:
             labels = np.asarray(fh["labels"][()], dtype=np.int64)
-        return RealPool(pool, len(labels), labels, lambda i: _to_common(ds[i][0]),
+        return RealPool(labels, lambda i: _to_common(ds[i][0]),
                         {"path": str(path.resolve()), "n": len(labels)})
     order = np.argsort(np.asarray(ds.data, dtype=str), kind="stable")
     paths = [ds.data[i] for i in order]
@@ -162,5 +164,5 @@ def open_pool(name: str, pool: str, root: str | None, *, download: bool = False)
     def read(i: int) -> np.ndarray:
         return _to_common(ds[int(order[i])][0])
 
-    return RealPool(pool, len(paths), labels, read,
+    return RealPool(labels, read,
                     {"path": str(Path(ds.location_on_system).resolve()), "n": len(paths)})
