@@ -148,7 +148,9 @@ class RunConfig:
     factors: Mapping[str, Level] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        full = {f: tricks.default_level(f) for f in tricks.registry()}
+        # Default levels only for the factors not given (building one validates its fields).
+        full = {f: self.factors[f] if f in self.factors else tricks.default_level(f)
+                for f in tricks.registry()}
         full.update(self.factors)
         object.__setattr__(self, "factors", full)
 

@@ -157,10 +157,9 @@ class StudySpec:
                 trick_levels[f.name] = value
             else:
                 data = set_path(data, f.name, value)
-        cfg = RunConfig.from_dict(data)
-        if trick_levels:
-            cfg = dataclasses.replace(cfg, factors={**cfg.factors, **trick_levels})
-        return cfg
+        if trick_levels:  # Level objects: from_dict takes them as they are
+            data["factors"] = {**(data.get("factors") or {}), **trick_levels}
+        return RunConfig.from_dict(data)
 
     def labels_for(self, choice: Mapping[str, int]) -> dict[str, str]:
         return {f.name: f.labels[choice[f.name]] for f in self.factors}
@@ -305,8 +304,7 @@ def _config_path_type(path: str) -> Any:
     from harness import config as cfgmod
 
     keys = path.split(".")
-    sections = {"dataset": cfgmod.DatasetConfig, "model": cfgmod.ModelConfig,
-                "train": cfgmod.TrainConfig}
+    sections = cfgmod._SECTIONS
     if len(keys) < 2 or keys[0] not in sections:
         return None
     node: Any = sections[keys[0]]
