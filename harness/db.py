@@ -34,6 +34,7 @@ __all__ = [
     "SchemaInfo",
     "Study",
     "Run",
+    "FINAL_STATUSES",
     "RUN_STATUSES",
     "encode_float",
     "decode_float",
@@ -44,9 +45,12 @@ SCHEMA_VERSION = 1
 
 #: ``pruned``: a ``design: search`` trial stopped early by Optuna's pruner (partial curves kept).
 RUN_STATUSES = ("pending", "running", "complete", "failed", "interrupted", "pruned")
+#: Statuses a run keeps for good: it is done, one way or the other.
+FINAL_STATUSES = ("complete", "failed", "pruned")
 
 
-def _now() -> dt.datetime:
+def utcnow() -> dt.datetime:
+    """Naive UTC now, as every timestamp column stores it."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -60,7 +64,7 @@ class SchemaInfo(Base):
     __tablename__ = "bench_schema"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Study(Base):
@@ -72,7 +76,7 @@ class Study(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     #: Hash of the parts of the spec that define what a run computes (not its levels list).
     spec_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     runs: Mapped[list[Run]] = relationship(back_populates="study", cascade="all, delete-orphan")
     __table_args__ = (UniqueConstraint("name", name="uq_bench_studies_name"),)
 

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harness.db import Run, RunMetric
+from harness.db import FINAL_STATUSES, Run, RunMetric
 from harness.storage import utcnow
 
 __all__ = ["Progress"]
@@ -88,11 +88,11 @@ class Progress:
             running = list(s.scalars(select(Run.run_key).where(
                 Run.study_id == self.study_id, Run.status == "running")))
         counts = self._counts()
-        done = sum(counts.get(k, 0) for k in ("complete", "failed", "pruned"))
+        done = sum(counts.get(k, 0) for k in FINAL_STATUSES)
         for i, (run_id, key, status, wall, error) in enumerate(fresh):
             self.seen.add(run_id)
             index = done - (len(fresh) - 1 - i)
-            if wall is not None and status in ("complete", "failed", "pruned"):
+            if wall is not None and status in FINAL_STATUSES:
                 self.walls.append(wall)
             if status == "failed":
                 tail = (error or "").strip().splitlines()[0][:120] if error else ""

@@ -51,6 +51,7 @@ from harness.db import (
     RunMetric,
     SchemaInfo,
     encode_float,
+    utcnow,
 )
 from harness.errors import StorageError
 
@@ -68,14 +69,13 @@ __all__ = [
 ]
 
 DEFAULT_DB = "sqlite:///results.sqlite"
+#: Default lease and heartbeat of a claimed run, seconds (``BSNN_BENCH_LEASE`` overrides them).
+DEFAULT_LEASE_S = 120.0
+DEFAULT_HEARTBEAT_S = 30.0
 #: Statuses a worker may claim, besides ``running`` rows whose lease ran out.
 CLAIMABLE = ("pending", "interrupted")
 #: Migration steps: ``MIGRATIONS[v]`` upgrades a database from schema version v to v + 1.
 MIGRATIONS: dict[int, Any] = {}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _is_sqlite(url: str) -> bool:

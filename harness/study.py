@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from harness import storage
-from harness.db import Run, RunMetric, Study
+from harness.db import FINAL_STATUSES, Run, RunMetric, Study
 from harness.errors import StorageError, UserError
 from harness.memory import ALLOCATOR_ENV, tuned_environ
 from harness.spec import PlannedRun, StudySpec, load_spec, run_key
@@ -64,7 +64,6 @@ __all__ = [
 LEASE_ENV = "BSNN_BENCH_LEASE"
 #: Set to 0 to run a single worker in its own process too (by default it runs in this one).
 INLINE_ENV = "BSNN_BENCH_INLINE"
-_FINAL = ("complete", "failed", "pruned")
 
 
 @dataclasses.dataclass
@@ -85,7 +84,7 @@ class StudyOutcome:
 def _lease() -> tuple[float, float]:
     raw = os.environ.get(LEASE_ENV, "")
     if not raw:
-        return 120.0, 30.0
+        return storage.DEFAULT_LEASE_S, storage.DEFAULT_HEARTBEAT_S
     try:
         parts = [float(p) for p in raw.split(":")]
     except ValueError:
@@ -161,7 +160,7 @@ def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -
     with Session(engine) as s:
         rows = s.execute(select(Run.id, Run.run_key, Run.status).where(
             Run.study_id == study_id, Run.trial_number.is_(None),
-            Run.status.in_(_FINAL))).all()
+            Run.status.in_(FINAL_STATUSES))).all()
     done = 0
     for run_id, key, status in rows:
         with Session(engine) as s, s.begin():
@@ -477,6 +476,29 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                         wall_time_s=wall, new_runs=new_runs)
 
 
+class _Bookkeeping:
+    """While workers run: the progress display and, for a grid study, its Optuna trial records
+    (at most every 2 s). A failing poll or record never stops the study; the final one raises."""
+
+    def __init__(self, display: Any, engine: Any, spec: StudySpec, study_id: int, url: str,
+                 *, record: bool) -> None:
+        self.display, self.record = display, record
+        self._record_args = (engine, spec, study_id, url)
+        self._last = 0.0
+
+    def tick(self) -> None:
+        with contextlib.suppress(Exception):
+            self.display.poll()
+            if self.record and time.perf_counter() - self._last > 2.0:
+                _record_grid_trials(*self._record_args)
+                self._last = time.perf_counter()
+
+    def final(self) -> None:
+        if self.record:
+            _record_grid_trials(*self._record_args)
+        self.display.poll(force=True)
+
+
 def _run_inline(opts: Any, budget: Any, display: Any, engine: Any, spec: StudySpec,
                 study_id: int, url: str) -> int:
     """One worker in this process: no second interpreter to start and no torch to re-import.
@@ -488,15 +510,11 @@ def _run_inline(opts: Any, budget: Any, display: Any, engine: Any, spec: StudySp
     from harness.worker import worker_main
 
     done = threading.Event()
+    books = _Bookkeeping(display, engine, spec, study_id, url, record=True)
 
     def monitor() -> None:
-        last_record = 0.0
         while not done.wait(0.5):
-            with contextlib.suppress(Exception):  # bookkeeping never stops the study
-                display.poll()
-                if time.perf_counter() - last_record > 2.0:
-                    _record_grid_trials(engine, spec, study_id, url)
-                    last_record = time.perf_counter()
+            books.tick()
 
     thread = threading.Thread(target=monitor, daemon=True, name="bsnn-progress")
     thread.start()
@@ -505,8 +523,7 @@ def _run_inline(opts: Any, budget: Any, display: Any, engine: Any, spec: StudySp
     finally:
         done.set()
         thread.join()
-        _record_grid_trials(engine, spec, study_id, url)
-        display.poll(force=True)
+        books.final()
 
 
 def _run_processes(ctx: Any, n_procs: int, threads: int, opts: Any, budget: Any,
@@ -523,7 +540,7 @@ def _run_processes(ctx: Any, n_procs: int, threads: int, opts: Any, budget: Any,
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGINT)
 
-    last_record = 0.0
+    books = _Bookkeeping(display, engine, spec, study_id, url, record=search is None)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         with _worker_env(threads):
@@ -535,17 +552,12 @@ def _run_processes(ctx: Any, n_procs: int, threads: int, opts: Any, budget: Any,
         while any(p.is_alive() for p in procs):
             for p in procs:
                 p.join(timeout=0.5 / len(procs))
-            display.poll()
-            if search is None and time.perf_counter() - last_record > 2.0:
-                _record_grid_trials(engine, spec, study_id, url)
-                last_record = time.perf_counter()
+            books.tick()
             if search is not None and (stop["sigint"] or search.step()):
                 keep_alive.clear()
         if search is not None:
             search.step()
-        else:
-            _record_grid_trials(engine, spec, study_id, url)
-        display.poll(force=True)
+        books.final()
     finally:
         signal.signal(signal.SIGINT, previous)
         for p in procs:
@@ -621,7 +633,7 @@ class _Search:
             with Session(self.engine) as s:
                 rows = s.execute(select(Run.id, Run.status).where(
                     Run.study_id == self.study_id, Run.run_key.in_(keys))).all()
-                if len(rows) < len(keys) or any(st not in _FINAL for _i, st in rows):
+                if len(rows) < len(keys) or any(st not in FINAL_STATUSES for _i, st in rows):
                     continue
                 values = []
                 for run_id, st in rows:

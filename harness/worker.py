@@ -45,8 +45,8 @@ class WorkerOptions:
     url: str
     study_id: int
     study_name: str
-    lease_s: float = 60.0
-    heartbeat_s: float = 10.0
+    lease_s: float = storage.DEFAULT_LEASE_S
+    heartbeat_s: float = storage.DEFAULT_HEARTBEAT_S
     #: torch threads in this worker (cores // workers); None: leave torch's default.
     threads: int | None = None
     #: "median" -> report per-epoch validation accuracy to the Optuna trial and stop early.
@@ -132,10 +132,6 @@ def _pruning_callbacks(opts: WorkerOptions, claim: storage.Claim, cfg: Any) -> l
     return [make_pruning_callback(opts.url, opts.study_name, claim.trial_number, opts.pruning)]
 
 
-def _get(result: Any, name: str, default: Any = None) -> Any:
-    return getattr(result, name, default)
-
-
 def worker_main(opts: WorkerOptions, budget: Any = None, keep_alive: Any = None) -> int:
     """Work on a study until nothing is left, the budget is spent, or SIGINT; return exit code.
 
@@ -204,12 +200,12 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str
             result = run_fn(cfg, progress=False, callbacks=callbacks)
         finally:
             interrupt.in_run = False
-        outcome = dict(status=_get(result, "status", "failed"),
-                       metrics=dict(_get(result, "metrics", {}) or {}),
-                       curves=dict(_get(result, "curves", {}) or {}),
-                       error=_get(result, "error"),
-                       wall_time_s=_get(result, "wall_time_s"),
-                       device=_get(result, "device"))
+        outcome = dict(status=getattr(result, "status", "failed"),
+                       metrics=dict(getattr(result, "metrics", {}) or {}),
+                       curves=dict(getattr(result, "curves", {}) or {}),
+                       error=getattr(result, "error", None),
+                       wall_time_s=getattr(result, "wall_time_s", None),
+                       device=getattr(result, "device", None))
         if any(getattr(cb, "pruned", False) for cb in callbacks):
             outcome["status"] = "pruned"
     except BaseException as exc:  # noqa: BLE001 - every outcome of a run is recorded
@@ -227,7 +223,6 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str
                            error=f"{type(exc).__name__}: {exc}\n{''.join(tb[-6:])}",
                            wall_time_s=None, device=None)
         else:
-            beat.done.set()
             raise
     finally:
         beat.done.set()
