@@ -22,3 +22,23 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The URL of the PostgreSQL server of ``BSNN_TEST_POSTGRES_URL`` (``.ci/run`` sets it);
+    the test is skipped, with the reason, where it is not set or no server answers in 3 s."""
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("BSNN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("BSNN_TEST_POSTGRES_URL is not set (CI sets it; export it to run the "
+                    "PostgreSQL tests)")
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip
+        pytest.skip(f"no PostgreSQL server answers at {url}: {type(exc).__name__}")
+    return url

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -288,19 +287,11 @@ def test_frames_match_plain_read_sql(db_url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_runs_frame_on_postgresql() -> None:
+def test_runs_frame_on_postgresql(postgres_url: str) -> None:
     """The same frames from PostgreSQL (the many-machines database), in a study of its own."""
     import uuid
 
-    from sqlalchemy.exc import OperationalError
-
-    url = os.environ.get("BSNN_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("BSNN_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)")
-    try:
-        create_engine(url).connect().close()
-    except OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {url} is not reachable: {exc.orig}")
+    url = postgres_url
     name = f"results-test-{uuid.uuid4().hex[:12]}; DROP TABLE bench_runs; --"
     make_study(url, dict(FULL_SPEC, study=name), statuses={3: "failed"})
     try:

@@ -6,39 +6,23 @@ reason where it is not set or no server answers. The study name is unique and re
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import create_engine, delete
 from sqlalchemy.orm import Session
 from test_workers import run_fake_study
 
 from harness.db import Study
 
-PG_ENV = "BSNN_TEST_POSTGRES_URL"
-
-
-def pg_url() -> str:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set (CI sets it; export it to run the PostgreSQL tests)")
-    try:
-        engine = create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means: skip
-        pytest.skip(f"no PostgreSQL server answers at {url}: {type(exc).__name__}")
-    return url
-
 
 @pytest.mark.postgres
-def test_three_workers_on_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_three_workers_on_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     postgres_url: str) -> None:
     import optuna
 
-    url = pg_url()
+    url = postgres_url
     name = f"pg3w-{uuid.uuid4().hex[:10]}"
     try:
         run_fake_study(monkeypatch, tmp_path, url, name)
