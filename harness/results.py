@@ -313,13 +313,19 @@ def runs_frame(db: str | Engine | None, study: str, *,
 
 
 def curves_frame(db: str | Engine | None, study: str, metric: str, *,
-                 status: str | Sequence[str] | None = None) -> pd.DataFrame:
+                 status: str | Sequence[str] | None = None,
+                 runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Learning curve ``metric`` of every run of ``study`` in long form.
 
     Columns: ``run_id, status``, the factors (level labels), ``seed, epoch, value``; one row per
-    (run, epoch), sorted by run and epoch. ``attrs`` as in :func:`runs_frame`.
+    (run, epoch), sorted by run and epoch. ``attrs`` as in :func:`runs_frame`. ``runs``: the
+    study's :func:`runs_frame` (or rows of it) when the caller has it already; otherwise it is
+    read, with ``status``.
     """
-    runs = runs_frame(db, study, status=status)
+    if runs is None:
+        runs = runs_frame(db, study, status=status)
+    elif status is not None:
+        runs = runs[runs["status"].isin(_check_status(status))]
     with connect(db) as engine, Session(engine) as conn:
         s = _study_row(conn, study)
         rows = conn.execute(

@@ -141,10 +141,11 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
                      "diff_ci_high", "p_holm"]))
     pairs = [(a, b) for i, a in enumerate(lv) for b in list(lv)[i + 1:]]
     callout = ("binarization", "optimizer") if {"binarization", "optimizer"} <= set(lv) else None
+    grids = {pair: tbl.interaction_grid(runs, *pair, metric=metric)
+             for pair in ([callout] if callout else []) + pairs}
     if callout:
-        grid = tbl.interaction_grid(runs, *callout, metric=metric)
         add(ReportTable("interaction_binarization_optimizer",
-                        f"Binarization x optimizer: mean {metric}", _grid_frame(grid),
+                        f"Binarization x optimizer: mean {metric}", _grid_frame(grids[callout]),
                         "The hybrid optimizer's claim is about binary weights: compare its "
                         "column across binarization rows."))
     if pairs:
@@ -153,8 +154,7 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
         for a, b in pairs:
             if (a, b) != callout:
                 add(ReportTable(f"interaction_{a}_{b}", f"{a} x {b}: mean {metric}",
-                                _grid_frame(tbl.interaction_grid(runs, a, b, metric=metric)),
-                                as_file=False))
+                                _grid_frame(grids[a, b]), as_file=False))
     add(ReportTable("top_configurations", f"Top {top_k} configurations by mean {metric} "
                     f"(over seeds)", tbl.top_configurations(runs, metric=metric, k=top_k)))
     bn = tbl.bn_vs_shift_bn(runs)
@@ -190,7 +190,7 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
 
     add_figure("main_effects", f"Main effects on {metric}",
                figs.main_effects_figure(effects, metric=metric))
-    curves = curves_frame(engine, study, "val_acc", status="complete")
+    curves = curves_frame(engine, study, "val_acc", runs=complete)
     opt = "optimizer" if "optimizer" in lv else None
     add_figure("learning_curves", "Validation accuracy" + (" per optimizer level" if opt else ""),
                figs.learning_curves(curves, complete, factor=opt,
@@ -198,8 +198,7 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
     heat = callout or (pairs[0] if pairs else None)
     if heat:
         add_figure("interaction_heatmap", f"{heat[0]} x {heat[1]}: mean {metric}",
-                   figs.interaction_heatmap(tbl.interaction_grid(runs, *heat, metric=metric),
-                                            metric=metric))
+                   figs.interaction_heatmap(grids[heat], metric=metric))
     add_figure("pareto", f"{metric} against weight memory and synaptic operations",
                figs.pareto_figure(runs, lv, metric=metric))
     return report
