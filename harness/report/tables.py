@@ -125,6 +125,19 @@ def _diff_stats(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
             "test": t.test, "statistic": t.statistic, "p": t.p}
 
 
+def _no_diff(test: str) -> dict[str, Any]:
+    """The difference columns of the row every other row is compared with."""
+    return {"diff": 0.0, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "n_pairs": 0,
+            "test": test, "statistic": math.nan, "p": math.nan}
+
+
+def _seed_diff(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """:func:`_diff_stats` of ``b`` against ``a``, paired by seed (means over each seed's runs)."""
+    both = pd.concat([a.groupby("seed")[metric].mean().rename("a"),
+                      b.groupby("seed")[metric].mean().rename("b")], axis=1).dropna()
+    return _diff_stats(both["a"].to_numpy(float), both["b"].to_numpy(float))
+
+
 def main_effects(runs: pd.DataFrame, *, metric: str = "test_acc",
                  levels: Mapping[str, Sequence[str]] | None = None,
                  extra: Sequence[str] = EXTRA_METRICS) -> pd.DataFrame:
@@ -143,9 +156,7 @@ def main_effects(runs: pd.DataFrame, *, metric: str = "test_acc",
             row: dict[str, Any] = {"factor": factor, "level": label, "reference": label == ref}
             row.update(_level_stats(sel[metric]))
             if label == ref:
-                row.update({"diff": 0.0, "diff_ci_low": math.nan, "diff_ci_high": math.nan,
-                            "n_pairs": 0, "test": "reference", "statistic": math.nan,
-                            "p": math.nan})
+                row.update(_no_diff("reference"))
             else:
                 a, b = _paired(df, factor, ref, label, metric, factors)
                 row.update(_diff_stats(a, b))
@@ -164,13 +175,18 @@ def main_effects(runs: pd.DataFrame, *, metric: str = "test_acc",
     return out
 
 
+def _combo_mask(df: pd.DataFrame, combo: Mapping[str, str]) -> pd.Series:
+    """Rows at every ``factor: level`` of ``combo``."""
+    mask = pd.Series(True, index=df.index)
+    for factor, label in combo.items():
+        mask &= df[factor] == label
+    return mask
+
+
 def _baseline_mask(df: pd.DataFrame, lv: Mapping[str, Sequence[str]],
                    except_factor: str | None = None) -> pd.Series:
-    mask = pd.Series(True, index=df.index)
-    for factor, labels in lv.items():
-        if factor != except_factor and labels:
-            mask &= df[factor] == labels[0]
-    return mask
+    return _combo_mask(df, {factor: labels[0] for factor, labels in lv.items()
+                            if factor != except_factor and labels})
 
 
 def ablation(runs: pd.DataFrame, *, metric: str = "test_acc",
@@ -182,11 +198,9 @@ def ablation(runs: pd.DataFrame, *, metric: str = "test_acc",
     _check_factors(runs, lv)
     df = _complete(runs, metric)
     base = df[_baseline_mask(df, lv)]
-    base_by_seed = base.groupby("seed")[metric].mean()
     row0: dict[str, Any] = {"change": "baseline", "factor": "", "level": ""}
     row0.update(_level_stats(base[metric]))
-    row0.update({"diff": 0.0, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "n_pairs": 0,
-                 "test": "baseline", "statistic": math.nan, "p": math.nan})
+    row0.update(_no_diff("baseline"))
     rows = [row0]
     for factor, labels in lv.items():
         for label in labels[1:]:
@@ -194,9 +208,7 @@ def ablation(runs: pd.DataFrame, *, metric: str = "test_acc",
             row: dict[str, Any] = {"change": f"{factor} = {label}", "factor": factor,
                                    "level": label}
             row.update(_level_stats(sel[metric]))
-            by_seed = sel.groupby("seed")[metric].mean()
-            both = pd.concat([base_by_seed.rename("a"), by_seed.rename("b")], axis=1).dropna()
-            row.update(_diff_stats(both["a"].to_numpy(float), both["b"].to_numpy(float)))
+            row.update(_seed_diff(base, sel, metric))
             rows.append(row)
     out = pd.DataFrame(rows, columns=["change", "factor", "level", "runs", "mean", "std",
                                       "ci_low", "ci_high", "diff", "diff_ci_low",
@@ -292,13 +304,12 @@ def bn_vs_shift_bn(runs: pd.DataFrame, *, metric: str = "test_acc",
         df = df[df["normalization"] != "none"]
     rows = []
     for group, label, sub in _group_levels(df, lv, ("binarization", "shift_bn")):
-        a = sub[metric].to_numpy(float)
-        b = sub[shifted].to_numpy(float)
-        t = paired_test(b, a)
-        lo, hi = bootstrap_ci(a - b)
-        rows.append({"group": group, "level": label, "runs": t.n, metric: _mean(sub[metric]),
-                     shifted: _mean(sub[shifted]), "loss": t.mean_diff, "loss_ci_low": lo,
-                     "loss_ci_high": hi, "test": t.test, "statistic": t.statistic, "p": t.p})
+        d = _diff_stats(sub[shifted].to_numpy(float), sub[metric].to_numpy(float))
+        rows.append({"group": group, "level": label, "runs": d["n_pairs"],
+                     metric: _mean(sub[metric]), shifted: _mean(sub[shifted]),
+                     "loss": d["diff"], "loss_ci_low": d["diff_ci_low"],
+                     "loss_ci_high": d["diff_ci_high"], "test": d["test"],
+                     "statistic": d["statistic"], "p": d["p"]})
     out = pd.DataFrame(rows, columns=columns[:-1])
     out["p_holm"] = holm(out["p"].to_numpy(float))
     return out
@@ -443,23 +454,17 @@ def recommended_vs_baseline(runs: pd.DataFrame, practice: pd.DataFrame | None = 
     rec = dict(zip(practice["factor"], practice["recommended"]))
     rec = {f: rec.get(f) or base.get(f, "") for f in lv}
     rows = []
-    by_seed = {}
+    sels = []
     for name, combo in (("baseline", base), ("recommended", rec)):
-        mask = pd.Series(True, index=df.index)
-        for f, lab in combo.items():
-            mask &= df[f] == lab
-        sel = df[mask]
-        by_seed[name] = sel.groupby("seed")[metric].mean()
+        sel = df[_combo_mask(df, combo)]
+        sels.append(sel)
         row: dict[str, Any] = {"configuration": name, "levels": combination_label(combo)}
         row.update(_level_stats(sel[metric]))
         rows.append(row)
-    both = pd.concat([by_seed["baseline"].rename("a"), by_seed["recommended"].rename("b")],
-                     axis=1).dropna()
-    diff = _diff_stats(both["a"].to_numpy(float), both["b"].to_numpy(float))
+    diff = _seed_diff(*sels, metric)
     if rec == base:
         diff.update({"test": "same as baseline", "p": math.nan})
-    rows[0].update({"diff": 0.0, "diff_ci_low": math.nan, "diff_ci_high": math.nan,
-                    "n_pairs": 0, "test": "baseline", "statistic": math.nan, "p": math.nan})
+    rows[0].update(_no_diff("baseline"))
     rows[1].update(diff)
     return pd.DataFrame(rows, columns=["configuration", "levels", "runs", "mean", "std",
                                        "ci_low", "ci_high", "diff", "diff_ci_low",
