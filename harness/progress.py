@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from harness.db import FINAL_STATUSES, Run, RunMetric
-from harness.storage import utcnow
+from harness.storage import reader, utcnow
 
 __all__ = ["Progress"]
 
@@ -71,7 +71,7 @@ class Progress:
         if not force and now - self.last_poll < self.every_s:
             return
         self.last_poll = now
-        with Session(self.engine) as s:
+        with Session(reader(self.engine)) as s:
             rows = s.execute(select(Run.id, Run.run_key, Run.status, Run.wall_time_s, Run.error)
                              .where(Run.study_id == self.study_id,
                                     Run.finished_at >= self.since,

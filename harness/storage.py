@@ -65,10 +65,12 @@ __all__ = [
     "make_engine",
     "open_database",
     "record_result",
+    "reader",
     "utcnow",
 ]
 
 DEFAULT_DB = "sqlite:///results.sqlite"
+_READ_ONLY = "bsnn_read_only"
 #: Default lease and heartbeat of a claimed run, seconds (``BSNN_BENCH_LEASE`` overrides them).
 DEFAULT_LEASE_S = 120.0
 DEFAULT_HEARTBEAT_S = 30.0
@@ -101,12 +103,21 @@ def make_engine(url: str) -> Engine:
 
             @event.listens_for(engine, "begin")
             def _on_begin(conn: Any) -> None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # A read-only transaction (reader()) must not take the write lock: with WAL it
+                # reads a snapshot while workers write.
+                read_only = conn.get_execution_options().get(_READ_ONLY, False)
+                conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
             return engine
         return create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # bad URL, missing driver
         raise StorageError(f"cannot open database '{url}': {exc}") from None
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for read-only sessions: on SQLite they take no write lock (every other
+    transaction begins IMMEDIATE, so that read-then-write never deadlocks)."""
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def _read_version(engine: Engine) -> int | None:
@@ -311,7 +322,7 @@ def mark_dead_local_workers(engine: Engine, study_id: int) -> int:
 def count_by_status(engine: Engine, study_id: int) -> dict[str, int]:
     from sqlalchemy import func
 
-    with Session(engine) as s:
+    with Session(reader(engine)) as s:
         rows = s.execute(select(Run.status, func.count()).where(Run.study_id == study_id)
                          .group_by(Run.status)).all()
     return {status: int(n) for status, n in rows}

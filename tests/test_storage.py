@@ -203,3 +203,32 @@ def test_changed_spec_is_refused_but_added_levels_and_seeds_are_enqueued(tmp_pat
     assert study_id2 == study_id
     assert len(planned2) == 4 * 2 * 3
     assert storage.count_by_status(engine, study_id) == {"pending": 24}
+
+
+def test_sqlite_readers_take_no_write_lock(tmp_path: Path) -> None:
+    """A transaction through storage.reader() leaves the database free for a writer; an
+    ordinary one (BEGIN IMMEDIATE, for read-then-write) holds the write lock."""
+    import sqlite3
+
+    path = tmp_path / "r.sqlite"
+    engine = storage.open_database(f"sqlite:///{path}")
+
+    def writer_can_begin() -> bool:
+        probe = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            return False
+        finally:
+            probe.close()
+
+    for eng, free in ((storage.reader(engine), True), (engine, False)):
+        with Session(eng) as s:
+            assert s.scalars(select(SchemaInfo)).first() is not None  # transaction open
+            assert writer_can_begin() is free
+        assert writer_can_begin()
+    assert storage.count_by_status(engine, 1) == {}
+    engine.dispose()
