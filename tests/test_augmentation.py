@@ -91,9 +91,5 @@ def test_parameters_are_validated_and_labelled() -> None:
         "random-crop(pad=4)"
     assert tricks.make("augmentation", {"name": "event-drop", "mode": "area"}).label() == \
         "event-drop(mode=area)"
-    for name in aug.LEVELS:
-        level = tricks.make("augmentation", name)
-        assert level.stage in {"none", "event", "frame"}
-        import pickle
-
-        assert pickle.loads(pickle.dumps(level)) == level
+    for name in aug.LEVELS:  # the rest of the contract: tests/test_registry.py
+        assert tricks.make("augmentation", name).stage in {"none", "event", "frame"}
