@@ -207,7 +207,8 @@ def claim_next(engine: Engine, study_id: int, worker: str, *, lease_s: float) ->
     for _ in range(50):
         now = utcnow()
         with Session(engine) as s, s.begin():
-            q = (select(Run.id, Run.status, Run.attempts, Run.heartbeat_at)
+            q = (select(Run.id, Run.status, Run.attempts, Run.run_key, Run.config,
+                        Run.trial_number, Run.position)
                  .where(Run.study_id == study_id, _stale_clause(lease_s, now))
                  .order_by(Run.position, Run.id).limit(1))
             if postgres:
@@ -215,7 +216,7 @@ def claim_next(engine: Engine, study_id: int, worker: str, *, lease_s: float) ->
             row = s.execute(q).first()
             if row is None:
                 return None
-            run_id, seen_status, seen_attempts, _hb = row
+            run_id, seen_status, seen_attempts, key, config, trial_number, position = row
             res = s.execute(
                 update(Run)
                 .where(Run.id == run_id, Run.status == seen_status,
@@ -226,10 +227,8 @@ def claim_next(engine: Engine, study_id: int, worker: str, *, lease_s: float) ->
                 .execution_options(synchronize_session=False))
             if res.rowcount != 1:
                 continue  # somebody else won this row between our read and write
-            r = s.get(Run, run_id)
-            assert r is not None
-            return Claim(run_id, r.run_key, seen_attempts + 1, dict(r.config), r.trial_number,
-                         r.position)
+            # Only status, worker and times changed: the rest of the row is as read.
+            return Claim(run_id, key, seen_attempts + 1, dict(config), trial_number, position)
     return None
 
 

@@ -148,6 +148,16 @@ def add_grid_trial(url: str, study_name: str, key: str, status: str, value: floa
     return int(storage_.get_trial_number_from_id(trial_id))
 
 
+def _objective_values(session: Session, run_ids: list[int], objective: str) -> dict[int, float]:
+    """The finite ``objective`` metric of each of ``run_ids`` that recorded one (the metrics
+    table keeps NaN and infinities out of ``value``)."""
+    if not run_ids:
+        return {}
+    return dict(session.execute(select(RunMetric.run_id, RunMetric.value).where(
+        RunMetric.run_id.in_(run_ids), RunMetric.name == objective,
+        RunMetric.value.is_not(None))).tuples().all())
+
+
 def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -> int:
     """Give every finished grid run of the study its Optuna trial, once.
 
@@ -169,8 +179,7 @@ def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -
                             .execution_options(synchronize_session=False))
             if res.rowcount != 1:
                 continue
-            value = s.scalar(select(RunMetric.value).where(RunMetric.run_id == run_id,
-                                                           RunMetric.name == spec.objective))
+            value = _objective_values(s, [run_id], spec.objective).get(run_id)
         number = add_grid_trial(url, spec.name, key, status, value, choices)
         storage.set_trial_number(engine, run_id, number)
         done += 1
@@ -625,8 +634,6 @@ class _Search:
         return started >= self.spec.n_trials and not unfinished and not self.open
 
     def _tell_finished(self) -> None:
-        import math
-
         import optuna
 
         for number, keys in list(self.open.items()):
@@ -635,15 +642,9 @@ class _Search:
                     Run.study_id == self.study_id, Run.run_key.in_(keys))).all()
                 if len(rows) < len(keys) or any(st not in FINAL_STATUSES for _i, st in rows):
                     continue
-                values = []
-                for run_id, st in rows:
-                    if st != "complete":
-                        continue
-                    m = s.scalars(select(RunMetric).where(
-                        RunMetric.run_id == run_id,
-                        RunMetric.name == self.spec.objective)).first()
-                    if m is not None and m.value is not None and math.isfinite(m.value):
-                        values.append(m.value)
+                values = list(_objective_values(
+                    s, [run_id for run_id, st in rows if st == "complete"],
+                    self.spec.objective).values())
             states = optuna.trial.TrialState
             try:
                 if any(st == "pruned" for _i, st in rows):
