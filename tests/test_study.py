@@ -11,20 +11,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
-from test_study_fakes import FAKE, executions, write_spec
+from test_study_fakes import executions, use_fake_run, write_spec
 
 from harness.cli import main
 from harness.db import Run, RunCurve
 from harness.study import make_pruning_callback, run_study_command
-
-
-def _fake(monkeypatch: pytest.MonkeyPatch, log: Path, **extra: str) -> None:
-    monkeypatch.setenv("BSNN_BENCH_RUN_FN", FAKE)
-    monkeypatch.setenv("BSNN_FAKE_LOG", str(log))
-    monkeypatch.setenv("BSNN_FAKE_SLEEP", "0")
-    monkeypatch.delenv("BSNN_FAKE_RAISE", raising=False)
-    for k, v in extra.items():
-        monkeypatch.setenv(k, v)
 
 
 def _digest(path: Path) -> str:
@@ -84,7 +75,7 @@ def test_failures_max_runs_added_seeds_and_retry(
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     log = tmp_path / "log"
     # A: the first two runs only; the second raises (a bug in a run): recorded, study goes on.
-    _fake(monkeypatch, log, BSNN_FAKE_RAISE="1")
+    use_fake_run(monkeypatch, log, BSNN_FAKE_RAISE="1")
     assert main(["run", str(_spec(tmp_path, [0])), "--db", url, "--max-runs", "2"]) == 1
     out, err = capsys.readouterr()
     assert "1 failed runs" in err and "model.pool=avg|train.weight_decay=0|seed=0" in err
@@ -98,7 +89,7 @@ def test_failures_max_runs_added_seeds_and_retry(
         assert bug.status == "failed" and "RuntimeError: boom from a buggy run" in bug.error
 
     # B: one more seed. Only new runs and the two never started run; the failure stays failed.
-    _fake(monkeypatch, log)
+    use_fake_run(monkeypatch, log)
     assert main(["run", str(_spec(tmp_path, [0, 1])), "--db", url]) == 1
     err = capsys.readouterr().err
     ran = executions(log)[2:]
@@ -126,7 +117,7 @@ def test_failures_max_runs_added_seeds_and_retry(
 def test_changed_spec_is_refused_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
-    _fake(monkeypatch, tmp_path / "log")
+    use_fake_run(monkeypatch, tmp_path / "log")
     spec = write_spec(tmp_path / "s.yaml", "chg", train={"epochs": 1, "seeds": [0]},
                       factors={"model.pool": ["max"]})
     assert run_study_command(str(spec), db=url, workers=1, progress=False) == 0
@@ -145,7 +136,7 @@ def test_search_design_asks_tpe_and_tells_the_mean_objective(
 
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     log = tmp_path / "log"
-    _fake(monkeypatch, log)
+    use_fake_run(monkeypatch, log)
     spec = write_spec(tmp_path / "s.yaml", "tpe", design="search", n_trials=5,
                       factors={"model.pool": ["max", "avg"], "train.weight_decay": [0.0, 0.1]})
     assert run_study_command(str(spec), db=url, workers=1, progress=False) == 0

@@ -91,6 +91,38 @@ def write_spec(path: Path, name: str, **over: Any) -> Path:
     return path
 
 
+def use_fake_run(monkeypatch: Any, log: Path, sleep: float = 0.0, **extra: str) -> None:
+    """Make studies run in this process (and the workers it spawns) use :func:`fake_run`."""
+    monkeypatch.setenv("BSNN_BENCH_RUN_FN", FAKE)
+    monkeypatch.setenv("BSNN_FAKE_LOG", str(log))
+    monkeypatch.setenv("BSNN_FAKE_SLEEP", str(sleep))
+    monkeypatch.delenv("BSNN_FAKE_RAISE", raising=False)
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+
+
+def wait_for_runs(engine: Any, predicate: Any, timeout: float = 90.0) -> list[Any]:
+    """Poll the study's runs until ``predicate(runs)`` holds (a command in another process is
+    filling the database); fail after ``timeout`` seconds."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from harness.db import Run
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with Session(engine) as s:
+                runs = list(s.scalars(select(Run)))
+        except OperationalError:  # the command has not created the tables yet
+            runs = []
+        if predicate(runs):
+            return runs
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the study to reach the expected state")
+
+
 def fake_env(log: Path, sleep: float = 0.0, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     tests_dir = str(Path(__file__).resolve().parent)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
-from test_study_fakes import FAKE, executions, run_id_of, write_spec
+from test_study_fakes import executions, run_id_of, use_fake_run, write_spec
 
 from harness.db import Run, RunFactor, RunMetric, Study
 from harness.spec import load_spec
@@ -49,9 +49,7 @@ def check_exactly_once(url: str, spec_path: Path, name: str, log: Path) -> None:
 
 def run_fake_study(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, name: str) -> Path:
     log = tmp_path / "executions.log"
-    monkeypatch.setenv("BSNN_BENCH_RUN_FN", FAKE)
-    monkeypatch.setenv("BSNN_FAKE_LOG", str(log))
-    monkeypatch.setenv("BSNN_FAKE_SLEEP", "0.15")
+    use_fake_run(monkeypatch, log, sleep=0.15)
     spec = write_spec(tmp_path / "study.yaml", name)
     code = run_study_command(str(spec), db=url, workers=3, progress=False)
     assert code == 0

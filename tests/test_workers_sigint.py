@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from test_study_fakes import cli_cmd, executions, fake_env, run_id_of, write_spec
+from test_study_fakes import (
+    cli_cmd,
+    executions,
+    fake_env,
+    run_id_of,
+    use_fake_run,
+    wait_for_runs,
+    write_spec,
+)
 
 from harness.db import Run
 from harness.spec import load_spec
@@ -32,16 +38,7 @@ def test_sigint_marks_interrupted_and_resume_runs_only_what_was_left(
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     engine = create_engine(url)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with Session(engine) as s:
-                    done = len(s.scalars(select(Run.id).where(Run.status == "complete")).all())
-            except OperationalError:
-                done = 0
-            if done >= 4:
-                break
-            time.sleep(0.05)
+        wait_for_runs(engine, lambda runs: sum(r.status == "complete" for r in runs) >= 4)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -59,8 +56,7 @@ def test_sigint_marks_interrupted_and_resume_runs_only_what_was_left(
     assert 4 <= len(complete_before) < 24
     executed_before = len(executions(log))
 
-    for key, value in fake_env(log).items():
-        monkeypatch.setenv(key, value)
+    use_fake_run(monkeypatch, log)
     assert run_study_command(str(spec_path), db=url, workers=1, progress=False) == 0
 
     spec = load_spec(spec_path)

@@ -5,32 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import create_engine, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from test_study_fakes import cli_cmd, executions, fake_env, run_id_of, write_spec
+from test_study_fakes import (
+    cli_cmd,
+    executions,
+    fake_env,
+    run_id_of,
+    use_fake_run,
+    wait_for_runs,
+    write_spec,
+)
 
 from harness.db import Run
 from harness.spec import load_spec
 from harness.study import run_study_command
-
-
-def _wait_for(engine: object, predicate: object, timeout: float = 90.0) -> list[Run]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with Session(engine) as s:
-                runs = list(s.scalars(select(Run)))
-        except OperationalError:  # the command has not created the tables yet
-            runs = []
-        if predicate(runs):
-            return runs
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for the study to reach the expected state")
 
 
 def test_sigkilled_worker_run_is_rerun_and_every_run_completes_once(
@@ -44,7 +36,7 @@ def test_sigkilled_worker_run_is_rerun_and_every_run_completes_once(
                             stderr=subprocess.PIPE, text=True)
     engine = create_engine(url)
     try:
-        runs = _wait_for(engine, lambda rs: sum(r.status == "complete" for r in rs) >= 3
+        runs = wait_for_runs(engine, lambda rs: sum(r.status == "complete" for r in rs) >= 3
                          and any(r.status == "running" for r in rs))
         victim = next(r for r in runs if r.status == "running")
         pid = int(victim.worker.split(":")[1])
@@ -58,8 +50,7 @@ def test_sigkilled_worker_run_is_rerun_and_every_run_completes_once(
     assert proc.returncode == 1, (out, err)
     assert "worker processes exited with codes [-9]" in err
     # Re-running the command finishes whatever is left and re-runs nothing complete.
-    for key, value in fake_env(log).items():
-        monkeypatch.setenv(key, value)  # type: ignore[attr-defined]
+    use_fake_run(monkeypatch, log)
     assert run_study_command(str(spec_path), db=url, workers=1, progress=False) == 0
 
     expected = sorted(run_id_of(r.config) for r in load_spec(spec_path).plan())
