@@ -72,6 +72,14 @@ def param_groups(named_params: NamedParams, *, weight_decay: float = 0.0,
     return groups
 
 
+def _evaluate_closure(closure: Callable[[], Any] | None) -> Any:
+    """The loss of an optimizer step's closure (with gradients on), None without one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class SWATSOptimizer(torch.optim.Optimizer):
     """Adam that switches to SGD by itself (SWATS; Keskar & Socher 2017, arXiv:1712.07628).
 
@@ -125,10 +133,7 @@ class SWATSOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         s = self.state["swats"]
         if s["phase"] == "sgd":
             self._sgd_step()
@@ -210,10 +215,7 @@ class BopOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -283,10 +285,7 @@ class CaseOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         for child in self.children:
             child.step()
         return loss
