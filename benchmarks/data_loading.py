@@ -38,9 +38,9 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
 
     from harness.config import RunConfig
-    from harness.data import DATASETS, _Source, build_data
-    from harness.datasets import cache
-    from harness.datasets.frames import Preprocess, to_frames
+    from harness.data import cache
+    from harness.data.frames import Preprocess, to_frames
+    from harness.data.pipeline import DATASETS, _Source, build_data
 
     cfg = RunConfig.from_dict({"dataset": {"name": "digits-dvs", "limit": args.limit}})
     t0, c0 = time.perf_counter(), time.process_time()

@@ -15,7 +15,7 @@ layout that our convolutions use on the CPU (``models/layers.py``): not the comm
 tells how much of the ratio is the memory layout and how much the rest.
 
 Like ``bsnn-bench train`` and the study workers, the benchmark runs with glibc told to retain
-freed memory (:mod:`harness.memory`): it re-executes itself with ``GLIBC_TUNABLES`` set unless
+freed memory (:mod:`harness.run.memory`): it re-executes itself with ``GLIBC_TUNABLES`` set unless
 that is already set or ``--system-allocator`` is given. All nets run in that same process.
 """
 
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.build import build_model
 from harness.config import RunConfig
-from harness.memory import reexec_with_retained_memory
+from harness.run.build import build_model
+from harness.run.memory import reexec_with_retained_memory
 
 CONFIGS = {
     "default": {"input": (2, 17, 17), "T": 6, "channels": (16, 32), "hidden": 128,

@@ -38,10 +38,10 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import storage  # noqa: E402
-from harness.db import Run, RunMetric  # noqa: E402
-from harness.spec import load_spec  # noqa: E402
-from harness.study import run_study  # noqa: E402
+from harness.store import engine as store_engine  # noqa: E402
+from harness.store.schema import Run, RunMetric  # noqa: E402
+from harness.study.coordinator import run_study  # noqa: E402
+from harness.study.spec import load_spec  # noqa: E402
 
 
 def main() -> int:
@@ -65,7 +65,7 @@ def main() -> int:
         outcome = run_study(spec, url=url, workers=args.workers, max_runs=args.max_runs,
                             progress=False)
         wall = time.perf_counter() - t0
-        engine = storage.make_engine(url)
+        engine = store_engine.make_engine(url)
         with Session(engine) as s:
             runs = s.scalars(select(Run).where(Run.status == "complete")
                              .order_by(Run.started_at)).all()

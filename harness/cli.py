@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from harness.config import RunConfig, apply_overrides, load_config_file
-    from harness.train import format_metrics, train_run
+    from harness.run.train import format_metrics, train_run
 
     data = load_config_file(args.config) if args.config else {}
     data = apply_overrides(data, args.set or [])
@@ -32,7 +32,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.study import run_study_command
+    from harness.study.coordinator import run_study_command
 
     return run_study_command(args.spec, db=args.db, workers=args.workers,
                              max_runs=args.max_runs, dry_run=args.dry_run,
@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if argv is None and args.func in (_cmd_train, _cmd_run):
         # Training in this process: start it again with the allocator keeping freed memory
-        # (harness.memory); returns at once when that is already so, or turned off.
-        from harness.memory import reexec_with_retained_memory
+        # (harness.run.memory); returns at once when that is already so, or turned off.
+        from harness.run.memory import reexec_with_retained_memory
 
         reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
     try:

@@ -28,7 +28,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import tricks
-from harness.db import (
+from harness.errors import StorageError
+from harness.store.schema import (
     RUN_STATUSES,
     SCHEMA_VERSION,
     Run,
@@ -39,8 +40,7 @@ from harness.db import (
     Study,
     decode_float,
 )
-from harness.errors import StorageError
-from harness.spec import value_label
+from harness.study.spec import value_label
 from tricks._registry import TrickError
 
 __all__ = [

@@ -99,7 +99,7 @@ class TinyData:
 
 
 class _TimeMajor:
-    """Wraps a batch-major loader into time-major batches, as harness.data's loaders are."""
+    """Wraps a batch-major loader into time-major batches, as the harness's loaders are."""
 
     def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
@@ -113,7 +113,7 @@ class _TimeMajor:
 
 
 class ShuffledByEpoch:
-    """Time-major batches reshuffled per epoch from (seed, epoch), like harness.data's loaders:
+    """Time-major batches reshuffled per epoch from (seed, epoch), like the harness's loaders:
     ``set_epoch`` picks the epoch, otherwise each pass counts one up."""
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int = 0) -> None:

@@ -8,7 +8,7 @@ import torch
 
 import tricks
 from harness.config import RunConfig
-from harness.data import build_data
+from harness.data.pipeline import build_data
 from tricks import augmentation as aug
 from tricks._registry import TrickError
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tricks
-from harness.build import binary_parameters, build_model
+from harness.run.build import binary_parameters, build_model
 from models.layers import SynapticConv, SynapticLinear
 from models.quantizers import XNOR, SignSTE, SignSTEClip
 from tests._models_common import cfg

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from harness import costs
-from harness.build import build_model
+from harness.run import costs
+from harness.run.build import build_model
 from models.layers import SynapticConv, SynapticLinear
 from models.network import Network
 from models.neurons import LIF
@@ -136,7 +136,7 @@ def test_energy_formula_and_cost_metrics() -> None:
 
 def test_sign_flip_rate() -> None:
     """The training's per-epoch sign-flip rate over the model's binary weights."""
-    from harness.train import _SignFlips, binary_parameter_names
+    from harness.run.train import _SignFlips, binary_parameter_names
 
     def flips_of(model: Network) -> _SignFlips:
         names = binary_parameter_names(model)

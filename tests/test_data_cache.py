@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from harness.config import RunConfig
-from harness.data import build_data
-from harness.datasets import cache
-from harness.datasets.dvs_sim import EVENT_DTYPE
-from harness.datasets.frames import fast_frames, to_frames
+from harness.data import cache
+from harness.data.dvs_sim import EVENT_DTYPE
+from harness.data.frames import fast_frames, to_frames
+from harness.data.pipeline import build_data
 
 
 @pytest.fixture()

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from harness.config import RunConfig
-from harness.data import DATASETS, build_data
-from harness.datasets.digits_dvs import DigitsDVSParams, generate, labels
+from harness.data.digits_dvs import DigitsDVSParams, generate, labels
+from harness.data.pipeline import DATASETS, build_data
 from harness.errors import ConfigError
 
 TINY = {"dataset": {"name": "digits-dvs", "limit": 24}, "train": {"batch_size": 8, "seed": 3}}
@@ -56,7 +56,7 @@ def test_splits_are_fixed_disjoint_and_stratified() -> None:
     for split in ("train", "val", "test"):
         a, b = getattr(data, split), getattr(ref, split)
         assert torch.equal(a.frames, b.frames) and torch.equal(a.labels, b.labels)
-    from harness.data import _Source
+    from harness.data.pipeline import _Source
 
     cfg = RunConfig()
     plan = _Source(cfg, DATASETS["digits-dvs"]).plan()

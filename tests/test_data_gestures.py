@@ -8,8 +8,8 @@ import pytest
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import cross_val_score
 
-from harness.datasets.frames import Preprocess, fast_frames
-from harness.datasets.synthetic_gestures import CLASSES, SyntheticGesturesParams, generate
+from harness.data.frames import Preprocess, fast_frames
+from harness.data.synthetic_gestures import CLASSES, SyntheticGesturesParams, generate
 
 PER_CLASS = 50
 
@@ -57,8 +57,8 @@ def train_snn(frames: np.ndarray, labels: np.ndarray, epochs: int = 5) -> dict[s
     """A small conv SNN (LIF, BN) on 4 motion classes; pairwise held-out accuracy per pair."""
     import torch
 
-    from harness.build import build_model
     from harness.config import RunConfig
+    from harness.run.build import build_model
 
     torch.manual_seed(0)
     cfg = RunConfig.from_dict({"dataset": {"time_steps": frames.shape[1]},

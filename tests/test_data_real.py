@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.config import RunConfig
-from harness.data import build_data, check_dataset
+from harness.data.pipeline import build_data, check_dataset
 from harness.errors import DatasetMissingError
 
 
@@ -234,7 +234,7 @@ def test_cifar10dvs_real_aedat4_files(tmp_path: Path) -> None:
     pytest.importorskip(
         "dv_processing", reason="the AEDAT4 writer 'dv-processing' (iniVation) is not installed "
                                 "(pip install -e '.[test]')")
-    from harness.datasets import real
+    from harness.data import real
 
     written: dict[str, tuple[int, np.ndarray]] = {}
     for name, (count, compression) in CIFAR_TREE.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.study import run_study_command
+from harness.study.coordinator import run_study_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def test_synthetic_gestures_quick_study_runs(tmp_path: Path) -> None:
 
 
 def test_he2025_studies_are_valid_grids() -> None:
-    from harness.spec import load_spec
+    from harness.study.spec import load_spec
 
     for name in ("nmnist", "dvsgesture", "cifar10dvs"):
         spec = load_spec(ROOT / "studies" / f"he2025_{name}.yaml")

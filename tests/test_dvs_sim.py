@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.datasets.dvs_sim import EVENT_DTYPE, DVSSensor
+from harness.data.dvs_sim import EVENT_DTYPE, DVSSensor
 
 IDEAL = dict(threshold_sigma=0.0, refractory_us=0.0, jitter_us=0.0, shot_noise_hz=0.0,
              leak_hz=0.0, noise_rate_sigma=0.0, log_eps=1e-12)

@@ -1,4 +1,4 @@
-"""The allocator setting for training processes (harness/memory.py) and the CLI's re-exec."""
+"""The allocator setting for training processes (harness/run/memory.py) and the CLI's re-exec."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from harness import cli, memory
+from harness import cli
+from harness.run import memory
 
 
 @pytest.mark.parametrize(("env", "tuned"), [

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from harness.build import build_model
 from harness.errors import ConfigError
+from harness.run.build import build_model
 from models.layers import SynapticConv, SynapticLinear, TimePool
 from models.neurons import LIF
 from models.norm import TemporalBatchNorm

@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
-from harness.db import (
+from harness.errors import StorageError
+from harness.results import curves_frame, level_label, list_studies, runs_frame, study_levels
+from harness.store.schema import (
     SCHEMA_VERSION,
     Base,
     Run,
@@ -27,8 +29,6 @@ from harness.db import (
     Study,
     encode_float,
 )
-from harness.errors import StorageError
-from harness.results import curves_frame, level_label, list_studies, runs_frame, study_levels
 
 FULL_SPEC: dict[str, Any] = {
     "study": "full",

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from harness.build import build_model, has_batch_norm, to_shift_bn
+from harness.run.build import build_model, has_batch_norm, to_shift_bn
 from models.norm import TemporalBatchNorm, ap2, ap2_exact
 from tests._models_common import cfg
 

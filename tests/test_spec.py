@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from harness.errors import SpecError
-from harness.spec import load_spec, parse_spec, run_key
+from harness.study.spec import load_spec, parse_spec, run_key
 
 
 def _spec(**over: object) -> dict:

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from harness import storage
-from harness.db import SCHEMA_VERSION, Run, RunCurve, RunFactor, RunMetric, SchemaInfo
 from harness.errors import StorageError
-from harness.spec import parse_spec
-from harness.study import _register
+from harness.store import claims
+from harness.store import engine as store_engine
+from harness.store.schema import SCHEMA_VERSION, Run, RunCurve, RunFactor, RunMetric, SchemaInfo
+from harness.study.coordinator import _register
+from harness.study.spec import parse_spec
 
 SPEC = {
     "study": "st",
@@ -30,18 +31,18 @@ def _db(tmp_path: Path) -> str:
 
 
 def _setup(url: str, spec_dict: dict = SPEC) -> tuple[object, int, list]:
-    engine = storage.open_database(url)
+    engine = store_engine.open_database(url)
     spec = parse_spec(spec_dict, "st.yaml")
     planned = spec.plan()
     study_id = _register(engine, spec, url, planned)
-    storage.insert_runs(engine, study_id, planned)
+    claims.insert_runs(engine, study_id, planned)
     return engine, study_id, planned
 
 
 def test_schema_is_created_once_with_its_version(tmp_path: Path) -> None:
     url = _db(tmp_path)
-    storage.open_database(url)
-    engine = storage.open_database(url)
+    store_engine.open_database(url)
+    engine = store_engine.open_database(url)
     with Session(engine) as s:
         rows = s.scalars(select(SchemaInfo)).all()
     assert [r.version for r in rows] == [SCHEMA_VERSION]
@@ -51,26 +52,26 @@ def test_schema_is_created_once_with_its_version(tmp_path: Path) -> None:
 
 def test_other_schema_versions_are_refused_with_the_command(tmp_path: Path) -> None:
     url = _db(tmp_path)
-    engine = storage.open_database(url)
+    engine = store_engine.open_database(url)
     with Session(engine) as s, s.begin():
         s.execute(update(SchemaInfo).values(version=SCHEMA_VERSION + 1))
     with pytest.raises(StorageError, match="pip install --upgrade bsnn-bench"):
-        storage.open_database(url)
+        store_engine.open_database(url)
     with Session(engine) as s, s.begin():
         s.execute(update(SchemaInfo).values(version=0))
     with pytest.raises(StorageError, match=r"no migration .* --db sqlite:///new-results"):
-        storage.open_database(url)
+        store_engine.open_database(url)
 
 
 def test_an_old_schema_is_migrated_when_a_step_exists(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     url = _db(tmp_path)
-    engine = storage.open_database(url)
+    engine = store_engine.open_database(url)
     with Session(engine) as s, s.begin():
         s.execute(update(SchemaInfo).values(version=SCHEMA_VERSION - 1))
     calls = []
-    monkeypatch.setitem(storage.MIGRATIONS, SCHEMA_VERSION - 1, lambda s: calls.append(s))
-    storage.open_database(url)
+    monkeypatch.setitem(store_engine.MIGRATIONS, SCHEMA_VERSION - 1, lambda s: calls.append(s))
+    store_engine.open_database(url)
     assert len(calls) == 1
     with Session(engine) as s:
         assert s.scalar(select(SchemaInfo.version)) == SCHEMA_VERSION
@@ -79,7 +80,7 @@ def test_an_old_schema_is_migrated_when_a_step_exists(tmp_path: Path,
 def test_enqueue_is_idempotent_and_stores_factor_levels(tmp_path: Path) -> None:
     url = _db(tmp_path)
     engine, study_id, planned = _setup(url)
-    assert storage.insert_runs(engine, study_id, planned) == 0
+    assert claims.insert_runs(engine, study_id, planned) == 0
     with Session(engine) as s:
         assert s.scalar(select(Run.id).where(Run.study_id == study_id)
                         .order_by(Run.id.desc())) == len(planned)
@@ -94,9 +95,9 @@ def test_concurrent_claims_hand_out_every_run_exactly_once(tmp_path: Path) -> No
     lock = threading.Lock()
 
     def worker(name: str) -> None:
-        eng = storage.make_engine(url)
-        while (claim := storage.claim_next(eng, study_id, name, lease_s=60)) is not None:
-            assert storage.record_result(eng, claim, name, status="complete",
+        eng = store_engine.make_engine(url)
+        while (claim := claims.claim_next(eng, study_id, name, lease_s=60)) is not None:
+            assert claims.record_result(eng, claim, name, status="complete",
                                          metrics={"test_acc": 1.0}, curves={}, error=None,
                                          wall_time_s=0.0, host="h", device="cpu", versions={})
             with lock:
@@ -110,29 +111,29 @@ def test_concurrent_claims_hand_out_every_run_exactly_once(tmp_path: Path) -> No
         t.join()
     assert sorted(got) == sorted(p.key for p in planned)
     assert all(len(v) == 1 for v in got.values())
-    assert storage.count_by_status(engine, study_id) == {"complete": len(planned)}
+    assert claims.count_by_status(engine, study_id) == {"complete": len(planned)}
 
 
 def test_a_stale_lease_is_reclaimed_and_the_late_result_discarded(tmp_path: Path) -> None:
     url = _db(tmp_path)
     engine, study_id, planned = _setup(url)
-    first = storage.claim_next(engine, study_id, "otherhost:1:a", lease_s=60)
+    first = claims.claim_next(engine, study_id, "otherhost:1:a", lease_s=60)
     assert first is not None and first.attempt == 1
     # Still fresh: the next claim takes another run.
-    second = storage.claim_next(engine, study_id, "otherhost:2:b", lease_s=60)
+    second = claims.claim_next(engine, study_id, "otherhost:2:b", lease_s=60)
     assert second is not None and second.run_id != first.run_id
     # The first worker stops renewing: 61 s later its run is stale and goes to a new worker.
     with Session(engine) as s, s.begin():
         s.execute(update(Run).where(Run.id == first.run_id).values(
-            heartbeat_at=storage.utcnow() - dt.timedelta(seconds=61)))
-    again = storage.claim_next(engine, study_id, "otherhost:3:c", lease_s=60)
+            heartbeat_at=claims.utcnow() - dt.timedelta(seconds=61)))
+    again = claims.claim_next(engine, study_id, "otherhost:3:c", lease_s=60)
     assert again is not None and again.run_id == first.run_id and again.attempt == 2
-    assert not storage.heartbeat(engine, first, "otherhost:1:a")
-    late = storage.record_result(engine, first, "otherhost:1:a", status="complete",
+    assert not claims.heartbeat(engine, first, "otherhost:1:a")
+    late = claims.record_result(engine, first, "otherhost:1:a", status="complete",
                                  metrics={"test_acc": 0.1}, curves={}, error=None,
                                  wall_time_s=1.0, host="h", device="cpu", versions={})
     assert late is False
-    assert storage.record_result(engine, again, "otherhost:3:c", status="complete",
+    assert claims.record_result(engine, again, "otherhost:3:c", status="complete",
                                  metrics={"test_acc": 0.9}, curves={}, error=None,
                                  wall_time_s=1.0, host="h", device="cpu", versions={})
     with Session(engine) as s:
@@ -150,25 +151,25 @@ def test_dead_local_worker_is_expired_at_once(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead = f"{socket.gethostname()}:{int(proc.stdout)}:x"
-    claim = storage.claim_next(engine, study_id, dead, lease_s=3600)
+    claim = claims.claim_next(engine, study_id, dead, lease_s=3600)
     assert claim is not None
-    live = storage.claim_next(engine, study_id, f"{socket.gethostname()}:1:y", lease_s=3600)
+    live = claims.claim_next(engine, study_id, f"{socket.gethostname()}:1:y", lease_s=3600)
     assert live is not None  # pid 1 exists: never expired
-    assert storage.mark_dead_local_workers(engine, study_id) == 1
-    again = storage.claim_next(engine, study_id, "w", lease_s=3600)
+    assert claims.mark_dead_local_workers(engine, study_id) == 1
+    again = claims.claim_next(engine, study_id, "w", lease_s=3600)
     assert again is not None and again.run_id == claim.run_id
 
 
 def test_record_is_idempotent_and_keeps_nan_and_partial_curves(tmp_path: Path) -> None:
     url = _db(tmp_path)
     engine, study_id, _ = _setup(url)
-    claim = storage.claim_next(engine, study_id, "w", lease_s=60)
+    claim = claims.claim_next(engine, study_id, "w", lease_s=60)
     assert claim is not None
     for _ in range(2):
         # A retried write (same claim) replaces rather than duplicates.
         with Session(engine) as s, s.begin():
             s.execute(update(Run).where(Run.id == claim.run_id).values(status="running"))
-        assert storage.record_result(engine, claim, "w", status="failed",
+        assert claims.record_result(engine, claim, "w", status="failed",
                                      metrics={"train_loss": float("nan")},
                                      curves={"train_loss": [1.0, float("inf")]},
                                      error="diverged", wall_time_s=2.0, host="h",
@@ -202,16 +203,16 @@ def test_changed_spec_is_refused_but_added_levels_and_seeds_are_enqueued(tmp_pat
     engine2, study_id2, planned2 = _setup(url, more)
     assert study_id2 == study_id
     assert len(planned2) == 4 * 2 * 3
-    assert storage.count_by_status(engine, study_id) == {"pending": 24}
+    assert claims.count_by_status(engine, study_id) == {"pending": 24}
 
 
 def test_sqlite_readers_take_no_write_lock(tmp_path: Path) -> None:
-    """A transaction through storage.reader() leaves the database free for a writer; an
+    """A transaction through store_engine.reader() leaves the database free for a writer; an
     ordinary one (BEGIN IMMEDIATE, for read-then-write) holds the write lock."""
     import sqlite3
 
     path = tmp_path / "r.sqlite"
-    engine = storage.open_database(f"sqlite:///{path}")
+    engine = store_engine.open_database(f"sqlite:///{path}")
 
     def writer_can_begin() -> bool:
         probe = sqlite3.connect(path, timeout=0.05, isolation_level=None)
@@ -225,10 +226,10 @@ def test_sqlite_readers_take_no_write_lock(tmp_path: Path) -> None:
         finally:
             probe.close()
 
-    for eng, free in ((storage.reader(engine), True), (engine, False)):
+    for eng, free in ((store_engine.reader(engine), True), (engine, False)):
         with Session(eng) as s:
             assert s.scalars(select(SchemaInfo)).first() is not None  # transaction open
             assert writer_can_begin() is free
         assert writer_can_begin()
-    assert storage.count_by_status(engine, 1) == {}
+    assert claims.count_by_status(engine, 1) == {}
     engine.dispose()

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from test_study_fakes import executions, use_fake_run, write_spec
 
 from harness.cli import main
-from harness.db import Run, RunCurve
-from harness.study import make_pruning_callback, run_study_command
+from harness.store.schema import Run, RunCurve
+from harness.study.coordinator import make_pruning_callback, run_study_command
 
 
 def _digest(path: Path) -> str:

@@ -1,6 +1,6 @@
 """Helpers of the study tests (no tests here): a fast run function and tiny spec writers.
 
-``fake_run`` stands in for ``harness.train.train_run`` in the multi-process tests, selected
+``fake_run`` stands in for ``harness.run.train.train_run`` in the multi-process tests, selected
 through ``BSNN_BENCH_RUN_FN`` so that the workers, claims, heartbeats and result writes are the
 real ones while a run takes milliseconds. Every call appends one line to ``$BSNN_FAKE_LOG``
 (O_APPEND writes of one short line are atomic), so a test can count how often each run was
@@ -108,7 +108,7 @@ def wait_for_runs(engine: Any, predicate: Any, timeout: float = 90.0) -> list[An
     from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm import Session
 
-    from harness.db import Run
+    from harness.store.schema import Run
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,9 +10,9 @@ import yaml
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from harness.db import Run
-from harness.study import run_study_command
-from harness.worker import RUN_FN_ENV
+from harness.store.schema import Run
+from harness.study.coordinator import run_study_command
+from harness.study.worker import RUN_FN_ENV
 
 
 @pytest.mark.slow

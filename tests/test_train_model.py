@@ -1,4 +1,4 @@
-"""train_run with the real network from harness.build on tiny hand-made event frames."""
+"""train_run with the real network from harness.run.build on tiny hand-made event frames."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from _train_tiny import Recorder, TinyData, _TimeMajor
 from torch.utils.data import DataLoader, TensorDataset
 
-from harness.build import binary_parameters
 from harness.config import RunConfig
-from harness.train import binary_parameter_names, train_run
+from harness.run.build import binary_parameters
+from harness.run.train import binary_parameter_names, train_run
 
 
 def _frames() -> TinyData:

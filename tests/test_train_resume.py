@@ -12,7 +12,7 @@ import torch
 from _train_tiny import Recorder, TinyNet, tiny_cfg, tiny_data
 
 from harness.config import RunConfig
-from harness.train import train_run
+from harness.run.train import train_run
 
 
 class Crash(Exception):

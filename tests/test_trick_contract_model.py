@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tricks
-from harness.build import build_model
+from harness.run.build import build_model
 from tests._models_common import cfg
 
 FACTORS = ("binarization", "surrogate", "normalization", "shift_bn")

@@ -14,9 +14,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 from test_study_fakes import executions, run_id_of, use_fake_run, write_spec
 
-from harness.db import Run, RunFactor, RunMetric, Study
-from harness.spec import load_spec
-from harness.study import run_study_command
+from harness.store.schema import Run, RunFactor, RunMetric, Study
+from harness.study.coordinator import run_study_command
+from harness.study.spec import load_spec
 
 
 def check_exactly_once(url: str, spec_path: Path, name: str, log: Path) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, delete
 from sqlalchemy.orm import Session
 from test_workers import run_fake_study
 
-from harness.db import Study
+from harness.store.schema import Study
 
 
 @pytest.mark.postgres

@@ -21,9 +21,9 @@ from test_study_fakes import (
     write_spec,
 )
 
-from harness.db import Run
-from harness.spec import load_spec
-from harness.study import run_study_command
+from harness.store.schema import Run
+from harness.study.coordinator import run_study_command
+from harness.study.spec import load_spec
 
 
 def test_sigint_marks_interrupted_and_resume_runs_only_what_was_left(

@@ -8,7 +8,7 @@
 * ``inference`` — float BN in training; for evaluation the whole per-channel scale is rounded.
 
 Whatever the level, a run whose model has BN also reports ``test_acc_shift_bn`` through the
-post-hoc conversion :func:`harness.build.to_shift_bn`.
+post-hoc conversion :func:`harness.run.build.to_shift_bn`.
 """
 
 from __future__ import annotations

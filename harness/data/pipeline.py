@@ -27,7 +27,7 @@ counts carry how much changed, which binary frames discard. Spatial downsampling
 ``Downsample`` on events, which is sum pooling of the frames.
 
 Where things live: real datasets under ``dataset.root``, else ``$BSNN_DATA_DIR``, else
-``~/.cache/bsnn-bench/data`` (layouts in :data:`harness.datasets.real.LAYOUTS`); generated events
+``~/.cache/bsnn-bench/data`` (layouts in :data:`harness.data.real.LAYOUTS`); generated events
 and frames under ``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench`` (safe to delete).
 
 ``dataset.options`` (all optional): embedded datasets take their generator parameters
@@ -45,10 +45,10 @@ import numpy as np
 import torch
 
 from harness.config import RunConfig, _build, _plain
-from harness.datasets import cache, digits_dvs, real, synthetic_gestures
-from harness.datasets.dvs_sim import EVENT_DTYPE
-from harness.datasets.frames import Preprocess, fast_frames, to_frames
-from harness.datasets.loaders import FrameLoader
+from harness.data import cache, digits_dvs, real, synthetic_gestures
+from harness.data.dvs_sim import EVENT_DTYPE
+from harness.data.frames import Preprocess, fast_frames, to_frames
+from harness.data.loaders import FrameLoader
 from harness.errors import ConfigError
 from tricks._registry import _coerce
 from tricks.augmentation import Augmentation

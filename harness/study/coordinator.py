@@ -3,7 +3,7 @@
 The command (the *coordinator*) validates the spec, opens the database and creates its schema
 (ours and Optuna's) before any worker exists, registers the study, enqueues its runs as
 ``pending`` rows, then starts ``--workers`` processes (``spawn``) that claim runs from the
-database one at a time (see :mod:`harness.storage` for the exactly-once protocol), and shows
+database one at a time (see :mod:`harness.store.claims` for the exactly-once protocol), and shows
 progress until they are done. More machines join by running the same command on the same
 PostgreSQL URL: they enqueue nothing new and claim what is left.
 
@@ -43,11 +43,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from harness import storage
-from harness.db import FINAL_STATUSES, Run, RunMetric, Study
 from harness.errors import StorageError, UserError
-from harness.memory import ALLOCATOR_ENV, tuned_environ
-from harness.spec import PlannedRun, StudySpec, load_spec, run_key
+from harness.run.memory import ALLOCATOR_ENV, tuned_environ
+from harness.store import claims
+from harness.store import engine as store_engine
+from harness.store.schema import FINAL_STATUSES, Run, RunMetric, Study
+from harness.study.spec import PlannedRun, StudySpec, load_spec, run_key
 
 __all__ = [
     "ALLOCATOR_ENV",
@@ -84,7 +85,7 @@ class StudyOutcome:
 def _lease() -> tuple[float, float]:
     raw = os.environ.get(LEASE_ENV, "")
     if not raw:
-        return storage.DEFAULT_LEASE_S, storage.DEFAULT_HEARTBEAT_S
+        return claims.DEFAULT_LEASE_S, claims.DEFAULT_HEARTBEAT_S
     try:
         parts = [float(p) for p in raw.split(":")]
     except ValueError:
@@ -181,7 +182,7 @@ def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -
                 continue
             value = _objective_values(s, [run_id], spec.objective).get(run_id)
         number = add_grid_trial(url, spec.name, key, status, value, choices)
-        storage.set_trial_number(engine, run_id, number)
+        claims.set_trial_number(engine, run_id, number)
         done += 1
     return done
 
@@ -311,7 +312,7 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
         raise UserError(f"--workers must be at least 1, got {workers}")
     if max_runs is not None and max_runs < 1:
         raise UserError(f"--max-runs must be at least 1, got {max_runs}")
-    url = db or storage.DEFAULT_DB
+    url = db or store_engine.DEFAULT_DB
     if dry_run:
         print(describe_plan(spec, url, workers))
         return 0
@@ -323,7 +324,7 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
 
 def _check_datasets(spec: StudySpec) -> None:
     """A missing dataset fails here, once, before any run starts (DatasetMissingError)."""
-    from harness.data import check_dataset
+    from harness.data.pipeline import check_dataset
 
     # Only dataset.* factors change the dataset: check each combination of theirs, the other
     # factors at their reference level (any design, search included, and fast on big grids).
@@ -366,7 +367,7 @@ def _estimate_run_s(spec: StudySpec, url: str) -> float | None:
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return None
     try:
-        engine = storage.make_engine(url)
+        engine = store_engine.make_engine(url)
         with Session(engine) as s:
             rows = s.execute(select(Run.config, Run.wall_time_s).where(
                 Run.status == "complete", Run.wall_time_s.is_not(None))).all()
@@ -405,7 +406,7 @@ def _worker_env(threads: int) -> Iterator[None]:
 
 
 def _worker_entry(opts: Any, budget: Any, keep_alive: Any) -> None:
-    from harness.worker import worker_main
+    from harness.study.worker import worker_main
 
     code = worker_main(opts, budget, keep_alive)
     # Everything is committed by now; skipping interpreter teardown (torch, Lightning) saves
@@ -418,14 +419,14 @@ def _worker_entry(opts: Any, budget: Any, keep_alive: Any) -> None:
 def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | None = None,
               progress: bool = True, retry_failed: bool = False) -> StudyOutcome:
     """Register, enqueue and run a study; see the module docstring for the rules."""
-    from harness.progress import Progress
-    from harness.worker import WorkerOptions
+    from harness.study.progress import Progress
+    from harness.study.worker import WorkerOptions
 
     t0 = time.perf_counter()
-    engine = storage.open_database(url)
+    engine = store_engine.open_database(url)
     planned = spec.plan() if spec.design != "search" else []
     study_id = _register(engine, spec, url, planned)
-    new_runs = storage.insert_runs(engine, study_id, planned)
+    new_runs = claims.insert_runs(engine, study_id, planned)
     sampler = pruner = None
     if spec.design == "search":
         import optuna
@@ -472,7 +473,7 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
         codes = [p.exitcode for p in procs]
     interrupted = stop["sigint"] or any(c == 130 for c in codes)
     crashed = [c for c in codes if c not in (0, 130)]
-    counts = storage.count_by_status(engine, study_id)
+    counts = claims.count_by_status(engine, study_id)
     with Session(engine) as s:
         failed = list(s.scalars(select(Run.run_key).where(
             Run.study_id == study_id, Run.status == "failed").order_by(Run.position)))
@@ -516,7 +517,7 @@ def _run_inline(opts: Any, budget: Any, display: Any, engine: Any, spec: StudySp
     """
     import threading
 
-    from harness.worker import worker_main
+    from harness.study.worker import worker_main
 
     done = threading.Event()
     books = _Bookkeeping(display, engine, spec, study_id, url, record=True)
@@ -581,7 +582,7 @@ def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | No
     """Start no more workers than there are runs to do (each start costs a torch import)."""
     if search is not None:
         return workers if max_runs is None else min(workers, max_runs)
-    counts = storage.count_by_status(engine, study_id)
+    counts = claims.count_by_status(engine, study_id)
     todo = sum(counts.get(k, 0) for k in ("pending", "interrupted", "running"))
     if max_runs is not None:
         todo = min(todo, max_runs)
@@ -613,7 +614,7 @@ class _Search:
         labels = self.spec.labels_for(choice)
         runs = [PlannedRun(run_key(labels, seed), seed, labels,
                            self.spec.config_for(choice, seed), 0) for seed in self.spec.seeds]
-        storage.insert_runs(self.engine, self.study_id, runs, trial_number=number)
+        claims.insert_runs(self.engine, self.study_id, runs, trial_number=number)
         return [r.key for r in runs]
 
     def step(self) -> bool:

@@ -25,15 +25,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import storage
 from harness.errors import UserError
+from harness.store import claims
+from harness.store import engine as store_engine
 from tricks._registry import TrickError
 
 __all__ = ["RUN_FN_ENV", "WorkerOptions", "provenance_versions", "worker_main"]
 
-#: Test hook: ``module:function`` used instead of ``harness.train.train_run``. Read only when set,
-#: so a user's study never depends on it; it lets the multi-process tests exercise the real
-#: claim / heartbeat / record path with a run function that takes milliseconds.
+#: Test hook: ``module:function`` used instead of ``harness.run.train.train_run``. Read only
+#: when set, so a user's study never depends on it; it lets the multi-process tests exercise the
+#: real claim / heartbeat / record path with a run function that takes milliseconds.
 RUN_FN_ENV = "BSNN_BENCH_RUN_FN"
 
 EXIT_OK = 0
@@ -45,8 +46,8 @@ class WorkerOptions:
     url: str
     study_id: int
     study_name: str
-    lease_s: float = storage.DEFAULT_LEASE_S
-    heartbeat_s: float = storage.DEFAULT_HEARTBEAT_S
+    lease_s: float = claims.DEFAULT_LEASE_S
+    heartbeat_s: float = claims.DEFAULT_HEARTBEAT_S
     #: torch threads in this worker (cores // workers); None: leave torch's default.
     threads: int | None = None
     #: "median" -> report per-epoch validation accuracy to the Optuna trial and stop early.
@@ -85,13 +86,13 @@ def _resolve_run_fn() -> Callable[..., Any]:
     if target:
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
-    from harness.train import train_run
+    from harness.run.train import train_run
 
     return train_run
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, engine: Any, claim: storage.Claim, worker: str, every_s: float) -> None:
+    def __init__(self, engine: Any, claim: claims.Claim, worker: str, every_s: float) -> None:
         super().__init__(daemon=True, name="bsnn-heartbeat")
         self.engine, self.claim, self.worker, self.every_s = engine, claim, worker, every_s
         self.done = threading.Event()
@@ -100,7 +101,7 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.done.wait(self.every_s):
             try:
-                if not storage.heartbeat(self.engine, self.claim, self.worker):
+                if not claims.heartbeat(self.engine, self.claim, self.worker):
                     self.lost = True
                     return
             except Exception:  # noqa: BLE001 - a transient DB error must not kill the run
@@ -122,12 +123,12 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
-def _pruning_callbacks(opts: WorkerOptions, claim: storage.Claim, cfg: Any) -> list[Any]:
+def _pruning_callbacks(opts: WorkerOptions, claim: claims.Claim, cfg: Any) -> list[Any]:
     if opts.pruning == "none" or claim.trial_number is None:
         return []
     if opts.pruning_seed is not None and cfg.train.seed != opts.pruning_seed:
         return []
-    from harness.study import make_pruning_callback
+    from harness.study.coordinator import make_pruning_callback
 
     return [make_pruning_callback(opts.url, opts.study_name, claim.trial_number, opts.pruning)]
 
@@ -147,7 +148,7 @@ def worker_main(opts: WorkerOptions, budget: Any = None, keep_alive: Any = None)
         torch.set_num_threads(opts.threads)
     interrupt = _Interrupt()
     previous = signal.signal(signal.SIGINT, interrupt)
-    engine = storage.make_engine(opts.url)
+    engine = store_engine.make_engine(opts.url)
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     host = socket.gethostname()
     versions = provenance_versions()
@@ -159,8 +160,8 @@ def worker_main(opts: WorkerOptions, budget: Any = None, keep_alive: Any = None)
                     if budget.value <= 0:
                         return EXIT_OK
                     budget.value -= 1
-            storage.mark_dead_local_workers(engine, opts.study_id)
-            claim = storage.claim_next(engine, opts.study_id, worker, lease_s=opts.lease_s)
+            claims.mark_dead_local_workers(engine, opts.study_id)
+            claim = claims.claim_next(engine, opts.study_id, worker, lease_s=opts.lease_s)
             if claim is None:
                 if budget is not None:
                     with budget.get_lock():
@@ -179,10 +180,10 @@ def worker_main(opts: WorkerOptions, budget: Any = None, keep_alive: Any = None)
 
 
 def _others_running(engine: Any, study_id: int) -> bool:
-    return storage.count_by_status(engine, study_id).get("running", 0) > 0
+    return claims.count_by_status(engine, study_id).get("running", 0) > 0
 
 
-def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str, host: str,
+def _run_one(opts: WorkerOptions, engine: Any, claim: claims.Claim, worker: str, host: str,
              versions: dict[str, Any], run_fn: Callable[..., Any], interrupt: _Interrupt,
              run_config: Any) -> None:
     beat = _Heartbeat(engine, claim, worker, opts.heartbeat_s)
@@ -231,4 +232,4 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: storage.Claim, worker: str
     if outcome["status"] not in ("complete", "failed", "interrupted", "pruned"):
         outcome["error"] = f"run function returned unknown status {outcome['status']!r}"
         outcome["status"] = "failed"
-    storage.record_result(engine, claim, worker, host=host, versions=versions, **outcome)
+    claims.record_result(engine, claim, worker, host=host, versions=versions, **outcome)

@@ -68,7 +68,7 @@ def binary_parameter_names(model: nn.Module) -> set[str]:
 
     A module's ``weight`` is binary when the module has a weight quantizer
     (``module.weight_quantizer`` not None) that binarizes (``module.binary`` not False): the
-    synaptic layers of ``models/`` (``harness.build.binary_parameters``) and any hand-made
+    synaptic layers of ``models/`` (``harness.run.build.binary_parameters``) and any hand-made
     module following the same convention.
     """
     names = set()
@@ -252,7 +252,7 @@ class BSNNModule(L.LightningModule):
 
     def on_train_end(self) -> None:
         # Runs before Lightning's teardown moves the model back to the CPU.
-        from harness.costs import SynOpsCounter
+        from harness.run.costs import SynOpsCounter
 
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
@@ -282,7 +282,7 @@ class BSNNModule(L.LightningModule):
 
 def _shift_bn_copy(model: nn.Module) -> nn.Module | None:
     """The post-hoc shift-BN conversion of ``model`` (a copy), or None for a model without BN."""
-    from harness.build import has_batch_norm, to_shift_bn
+    from harness.run.build import has_batch_norm, to_shift_bn
 
     return to_shift_bn(model) if has_batch_norm(model) else None
 
@@ -392,11 +392,11 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
         torch.set_num_threads(tc.num_threads)
     L.seed_everything(tc.seed, workers=True, verbose=False)
     if data is None:
-        from harness.data import build_data
+        from harness.data.pipeline import build_data
 
         data = build_data(cfg)
     if model is None:
-        from harness.build import build_model
+        from harness.run.build import build_model
 
         model = build_model(cfg, input_shape=tuple(data.input_shape),
                             num_classes=data.num_classes,
@@ -444,7 +444,7 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
         train_time_s = time.perf_counter() - fit_start
     metrics = _summary(module, switch, model, train_time_s)
     if status == "complete":
-        from harness.costs import cost_metrics
+        from harness.run.costs import cost_metrics
 
         metrics.update(module.final)
         metrics.update(cost_metrics(model, synops=module.synops))

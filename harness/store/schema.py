@@ -2,7 +2,7 @@
 
 Optuna keeps its own tables (``studies``, ``trials``, ``trial_*``, ``version_info``,
 ``alembic_version``) in the same database; ours all start with ``bench_`` so they never collide.
-The schema version lives in ``bench_schema``; :func:`harness.storage.open_database` migrates a
+The schema version lives in ``bench_schema``; :func:`harness.store.engine.open_database` migrates a
 database written by an older version or refuses it with the command to run.
 """
 
@@ -40,7 +40,7 @@ __all__ = [
     "decode_float",
 ]
 
-#: Bump on every change of the tables below, and add a migration step in harness.storage.
+#: Bump on every change of the tables below, and add a migration step in harness.store.claims.
 SCHEMA_VERSION = 1
 
 #: ``pruned``: a ``design: search`` trial stopped early by Optuna's pruner (partial curves kept).

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import ndtr
 
-from harness.datasets.dvs_sim import DVSSensor
+from harness.data.dvs_sim import DVSSensor
 
 __all__ = ["DigitsDVSParams", "SACCADES", "generate", "labels"]
 

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harness.db import FINAL_STATUSES, Run, RunMetric
-from harness.storage import reader, utcnow
+from harness.store.claims import reader, utcnow
+from harness.store.schema import FINAL_STATUSES, Run, RunMetric
 
 __all__ = ["Progress"]
 
@@ -60,7 +60,7 @@ class Progress:
                     f"{new_runs} newly enqueued, {self.workers} worker(s)")
 
     def _counts(self) -> dict[str, int]:
-        from harness.storage import count_by_status
+        from harness.store.claims import count_by_status
 
         return count_by_status(self.engine, self.study_id)
 

@@ -8,7 +8,7 @@ documented extension point, no patching) so that:
 * ``download`` raises :class:`~harness.errors.DatasetMissingError`, naming the path, the expected
   layout and how to get the data, unless the run asked for downloads (``dataset.download: true``).
 
-Samples are returned as :data:`~harness.datasets.dvs_sim.EVENT_DTYPE` events (audio: ``y = 0``)
+Samples are returned as :data:`~harness.data.dvs_sim.EVENT_DTYPE` events (audio: ``y = 0``)
 in a deterministic order sorted by file path (tonic's walk order depends on the filesystem).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tonic
 
-from harness.datasets.dvs_sim import EVENT_DTYPE
+from harness.data.dvs_sim import EVENT_DTYPE
 from harness.errors import DatasetMissingError
 
 __all__ = ["LAYOUTS", "RealPool", "data_root", "open_pool"]

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.datasets.dvs_sim import DVSSensor
+from harness.data.dvs_sim import DVSSensor
 
 __all__ = ["CLASSES", "SyntheticGesturesParams", "generate", "labels"]
 
