@@ -27,7 +27,7 @@ from harness.report import (
     report_command,
     study_dirname,
 )
-from harness.report.render import tex_escape
+from harness.report.formats import tex_escape
 from harness.results import runs_frame
 
 LABELS = labels_of(FULL_SPEC)

@@ -15,7 +15,8 @@ from test_study_fakes import executions, use_fake_run, write_spec
 
 from harness.cli import main
 from harness.store.schema import Run, RunCurve
-from harness.study.coordinator import make_pruning_callback, run_study_command
+from harness.study.coordinator import run_study_command
+from harness.study.trials import make_pruning_callback
 
 
 def _digest(path: Path) -> str:

@@ -14,7 +14,8 @@ from _train_tiny import Recorder, TinyNet, tiny_cfg, tiny_data
 import tricks
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.run.train import OptimizerSwitch, format_metrics, train_run
+from harness.run.switch import OptimizerSwitch
+from harness.run.train import format_metrics, train_run
 
 
 def _run(cfg: RunConfig, **kw: Any) -> Any:

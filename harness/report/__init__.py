@@ -14,13 +14,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from harness.report.render import (
-    FORMATS,
-    StudyReport,
-    build_report,
-    study_dirname,
-    write_report,
-)
+from harness.report.assemble import FORMATS, build_report, study_dirname, write_report
+from harness.report.pages import StudyReport
 from harness.report.stats import bootstrap_ci, holm, paired_test, pareto_front
 from harness.report.tables import (
     ReportError,

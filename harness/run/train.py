@@ -34,7 +34,9 @@ from torch import Tensor, nn
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from tricks.optimizer import Optimizer, current_lr, optimizer_kind
+from harness.run.evaluate import _evaluate, _shift_bn_copy
+from harness.run.switch import OptimizerSwitch
+from tricks.optimizer import current_lr
 
 __all__ = [
     "BSNNModule",
@@ -78,65 +80,6 @@ def binary_parameter_names(model: nn.Module) -> set[str]:
                 and getattr(module, "binary", True) is True and isinstance(weight, nn.Parameter)):
             names.add(f"{mod_name}.weight" if mod_name else "weight")
     return names
-
-
-class OptimizerSwitch(L.Callback):
-    """Drives an optimizer level's phases; its state (the phase) is saved in checkpoints.
-
-    A scheduled switch (``hybrid``) happens at the first training epoch ``>=`` the switch epoch
-    that starts in phase 0, so a run resumed past the switch epoch still switches, and one
-    resumed after the switch keeps SGD. A switch inside the optimizer (``swats``) is only
-    observed and recorded.
-    """
-
-    def __init__(self, level: Optimizer, *, epochs: int) -> None:
-        self.level = level
-        self.switch_at = level.switch_epoch(epochs)
-        self.phase = 0
-        self.sgd_base_lr: float | None = None
-        self.switch_epoch: int | None = None
-        self.switch_lr: float | None = None
-
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(level=self.level.label())
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.switch_at is None or self.phase != 0 or trainer.current_epoch < self.switch_at:
-            return
-        old = trainer.optimizers[0]
-        factor = 1.0
-        if trainer.lr_scheduler_configs:
-            base = trainer.lr_scheduler_configs[0].scheduler.base_lrs[0]
-            factor = old.param_groups[0]["lr"] / base if base else 1.0
-        sgd_base = getattr(self.level, "sgd_base_lr", None)
-        self.sgd_base_lr = (sgd_base(old, schedule_factor=factor) if sgd_base is not None
-                            else None)
-        self.phase = 1
-        # configure_optimizers asks for self.phase; editing trainer.optimizers in place would
-        # keep the old optimizer's class and state.
-        trainer.strategy.setup_optimizers(trainer)
-        self.switch_epoch = trainer.current_epoch
-        self.switch_lr = current_lr(trainer.optimizers[0])
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.switch_epoch is None and self.switch_at is None and len(self.level.phases) > 1:
-            opt = trainer.optimizers[0]
-            if optimizer_kind(opt) == self.level.phases[-1]:
-                self.phase = len(self.level.phases) - 1
-                self.switch_epoch = trainer.current_epoch
-                self.switch_lr = current_lr(opt)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "sgd_base_lr": self.sgd_base_lr,
-                "switch_epoch": self.switch_epoch, "switch_lr": self.switch_lr}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.phase = state_dict.get("phase", 0)
-        self.sgd_base_lr = state_dict.get("sgd_base_lr")
-        self.switch_epoch = state_dict.get("switch_epoch")
-        self.switch_lr = state_dict.get("switch_lr")
 
 
 class _SignFlips:
@@ -278,38 +221,6 @@ class BSNNModule(L.LightningModule):
         self.history = {k: list(saved.get("history", {}).get(k, [])) for k in CURVES}
         self.best_val = saved.get("best_val", -math.inf)
         self.best_state = saved.get("best_state")
-
-
-def _shift_bn_copy(model: nn.Module) -> nn.Module | None:
-    """The post-hoc shift-BN conversion of ``model`` (a copy), or None for a model without BN."""
-    from harness.run.build import has_batch_norm, to_shift_bn
-
-    return to_shift_bn(model) if has_batch_norm(model) else None
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, loader: Any, loss_level: Any, device: torch.device, *,
-              prefix: str, rates: bool = True) -> dict[str, float]:
-    """Accuracy over ``loader`` and, if the model reports them, batch-weighted spike rates."""
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    rate_sums: dict[str, float] = {}
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        out = model(x)
-        correct += int((loss_level.logits(out).argmax(-1) == y).sum())
-        total += y.shape[0]
-        spike_rates = getattr(model, "spike_rates", None) if rates else None
-        if spike_rates is not None:
-            for name, r in spike_rates().items():
-                rate_sums[name] = rate_sums.get(name, 0.0) + float(r) * y.shape[0]
-    model.train(was_training)
-    out_metrics = {f"{prefix}_acc": correct / total if total else math.nan}
-    for name, s in rate_sums.items():
-        key = "spike_rate" if name == "overall" else f"spike_rate/{name}"
-        out_metrics[key] = s / total
-    return out_metrics
 
 
 @contextlib.contextmanager

@@ -128,7 +128,7 @@ def _pruning_callbacks(opts: WorkerOptions, claim: claims.Claim, cfg: Any) -> li
         return []
     if opts.pruning_seed is not None and cfg.train.seed != opts.pruning_seed:
         return []
-    from harness.study.coordinator import make_pruning_callback
+    from harness.study.trials import make_pruning_callback
 
     return [make_pruning_callback(opts.url, opts.study_name, claim.trial_number, opts.pruning)]
 
