@@ -1,0 +1,25 @@
+"""``bsnn-bench report``: reports/ regenerated from the results database."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("report", help="regenerate reports/ from the results database")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    p.add_argument("--study", action="append", help="study name (repeatable; default: all)")
+    p.add_argument("--out", default="reports", help="output folder (default reports/)")
+    p.add_argument("--metric", default="test_acc", help="metric the tables compare")
+    p.add_argument("--format", default="md,html,csv,tex,png",
+                   help="comma-separated subset of md,html,csv,tex,png")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.report import report_command
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    return report_command(db=args.db, studies=args.study or None, out=args.out,
+                          metric=args.metric, formats=formats)

@@ -1,0 +1,27 @@
+"""``bsnn-bench run``: a study, resumable, into the results database."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a study (resumable) into the results database")
+    p.add_argument("spec", help="study YAML, e.g. studies/full_factorial.yaml")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--max-runs", type=int, default=None, help="stop after K runs (this command)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and an estimate only")
+    p.add_argument("--quiet", action="store_true", help="no live progress display")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run failed runs again (by default a failed run stays failed)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.study.coordinator import run_study_command
+
+    return run_study_command(args.spec, db=args.db, workers=args.workers,
+                             max_runs=args.max_runs, dry_run=args.dry_run,
+                             progress=not args.quiet, retry_failed=args.retry_failed)
