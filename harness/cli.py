@@ -1,4 +1,4 @@
-"""The ``bsnn-bench`` command: train | run | report | tricks.
+"""The ``bsnn-bench`` command: train | run | worker | status | report | tricks.
 
 User errors print one line and exit 2 (never a traceback); bugs still show their traceback.
 """
@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "report", "tricks")
+COMMANDS = ("train", "run", "worker", "status", "report", "tricks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command in ("train", "run"):
+    if argv is None and args.command in ("train", "run", "worker"):
         # Training in this process: start it again with the allocator keeping freed memory
         # (harness.run.memory); returns at once when that is already so, or turned off.
         from harness.run.memory import reexec_with_retained_memory

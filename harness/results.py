@@ -11,138 +11,48 @@ Everything here only reads: no table is ever created, so pointing it at a databa
 is still writing is safe, and a mistyped path is an error rather than a new empty database.
 Factor columns hold canonical level labels (``hybrid(switch_at=0.5)``); metric columns hold
 floats with NaN and ±inf decoded. ``frame.attrs["levels"]`` maps each factor of the study spec to
-its level labels, reference first, which is what :mod:`harness.report` compares against.
+its level labels, reference first, which is what :mod:`harness.report` compares against; the
+coordinator stores them in ``bench_study_factors`` when it registers the study, so reading needs
+neither the trick registry nor the spec parser. ``frame.attrs["constant_levels"]`` names the
+level of each trick factor the study does not vary.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-import tricks
 from harness.errors import StorageError
+from harness.store.read import DEFAULT_DB_URL, connect, snapshot
 from harness.store.schema import (
     RUN_STATUSES,
-    SCHEMA_VERSION,
     Run,
     RunCurve,
     RunFactor,
     RunMetric,
-    SchemaInfo,
     Study,
+    StudyFactor,
     decode_float,
 )
-from harness.study.spec import value_label
-from tricks._registry import TrickError
 
 __all__ = [
     "DEFAULT_DB_URL",
     "RUN_COLUMNS",
     "connect",
     "curves_frame",
-    "level_label",
     "list_studies",
     "runs_frame",
     "study_info",
     "study_levels",
 ]
 
-DEFAULT_DB_URL = "sqlite:///results.sqlite"
-
 #: Columns every runs frame has besides its factor and metric columns.
 RUN_COLUMNS = ("run_id", "run_key", "status", "seed", "position", "wall_time_s", "host",
                "device", "started_at", "finished_at", "error", "versions", "config")
-
-
-@contextlib.contextmanager
-def connect(db: str | Engine | None) -> Iterator[Engine]:
-    """An engine on ``db`` (URL, Engine or None for the default), checked to hold our tables.
-
-    An engine we create is disposed on exit; one passed in is left to its owner.
-    """
-    if isinstance(db, Engine):
-        _check_schema(db, str(db.url))
-        yield db
-        return
-    url_text = db or DEFAULT_DB_URL
-    try:
-        url = make_url(url_text)
-    except ArgumentError:
-        raise StorageError(f"'{url_text}' is not a database URL (expected e.g. "
-                           f"{DEFAULT_DB_URL} or postgresql+psycopg://host/db)") from None
-    if url.get_backend_name() == "sqlite":
-        path = url.database or ""
-        # SQLite would silently create an empty file: a typo must not look like an empty study.
-        if path in ("", ":memory:") or path.startswith("file:"):
-            raise StorageError(f"'{url_text}': no results database file named (expected "
-                               f"sqlite:///PATH)")
-        if not Path(path).is_file():
-            raise StorageError(f"results database '{path}' does not exist (run a study first: "
-                               f"bsnn-bench run STUDY.yaml --db {url_text})")
-    try:
-        engine = create_engine(url)
-    except (ArgumentError, ImportError) as exc:
-        raise StorageError(f"cannot open database '{url_text}': {exc}") from None
-    if url.get_backend_name() == "sqlite":
-        _sqlite_snapshots(engine)
-    try:
-        _check_schema(engine, url_text)
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def _check_schema(engine: Engine, where: str) -> None:
-    try:
-        tables = set(inspect(engine).get_table_names())
-        if "bench_studies" not in tables or "bench_runs" not in tables:
-            raise StorageError(f"'{where}' holds no bsnn-bench results (no bench_studies / "
-                               f"bench_runs tables)")
-        if "bench_schema" in tables:
-            with engine.connect() as conn:
-                version = conn.execute(select(SchemaInfo.version)).scalar()
-            if version is not None and version != SCHEMA_VERSION:
-                raise StorageError(
-                    f"'{where}' has results schema version {version}; this bsnn-bench reads "
-                    f"version {SCHEMA_VERSION} (upgrade it with: bsnn-bench run STUDY.yaml "
-                    f"--db {where}, or use the bsnn-bench release that wrote it)")
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read database '{where}': {exc.__class__.__name__}: "
-                           f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
-
-
-def _sqlite_snapshots(engine: Engine) -> None:
-    """Make a SQLAlchemy transaction a real SQLite transaction.
-
-    pysqlite only opens a transaction before writes, so the SELECTs of one :func:`runs_frame`
-    would each see the database as of their own moment. A plain (deferred) BEGIN turns them into
-    one read snapshot and, unlike the runner's BEGIN IMMEDIATE, takes no write lock.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-
-def _snapshot(engine: Engine) -> Engine:
-    """The engine reading in one snapshot: runs, factors and metrics are separate queries, and
-    a worker may commit a result between them. PostgreSQL's default (read committed) gives each
-    statement its own snapshot; repeatable read gives the transaction one."""
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="REPEATABLE READ")
-    return engine
 
 
 def list_studies(db: str | Engine | None) -> list[str]:
@@ -168,42 +78,22 @@ def study_info(db: str | Engine | None, study: str) -> dict[str, Any]:
                 "created_at": s.created_at}
 
 
-def level_label(factor: str, level: Any) -> str:
-    """Canonical label of one level as the database stores it.
-
-    Trick factors use the registry's label; run-configuration paths (``dataset.time_steps``) the
-    value formatted by :func:`tricks.format_value` (``None`` as ``none``, a mapping as
-    ``{key=value, ...}``). A level of a trick this installation does not know still gets a
-    readable label, so databases written with third-party tricks stay reportable.
-    """
-    if factor in tricks.registry():
-        try:
-            return tricks.make(factor, level).label()
-        except TrickError:
-            try:
-                name, params = tricks.parse_spec(level)
-            except TrickError:
-                return value_label(level)
-            shown = [f"{k}={tricks.format_value(v)}" for k, v in params.items()]
-            return f"{name}({', '.join(shown)})" if shown else name
-    return value_label(level)
+def _stored_levels(session: Session, study_id: int) -> tuple[dict[str, list[str]],
+                                                            dict[str, str]]:
+    """The study's varied factors with their labels (spec order) and its constant trick levels,
+    as the coordinator wrote them from the spec."""
+    rows = session.execute(select(StudyFactor.factor, StudyFactor.varied, StudyFactor.labels)
+                           .where(StudyFactor.study_id == study_id)
+                           .order_by(StudyFactor.position)).all()
+    varied = {f: [str(x) for x in labels] for f, v, labels in rows if v}
+    constant = {f: str(labels[0]) for f, v, labels in rows if not v and labels}
+    return varied, constant
 
 
-def study_levels(spec: Mapping[str, Any]) -> dict[str, list[str]]:
-    """``{factor: [level labels]}`` of a study spec, the reference (first) level first."""
-    factors = spec.get("factors") or {}
-    if not isinstance(factors, Mapping):
-        return {}
-    out: dict[str, list[str]] = {}
-    for factor, levels in factors.items():
-        seq = levels if isinstance(levels, list | tuple) else [levels]
-        labels: list[str] = []
-        for level in seq:
-            label = level_label(str(factor), level)
-            if label not in labels:
-                labels.append(label)
-        out[str(factor)] = labels
-    return out
+def study_levels(db: str | Engine | None, study: str) -> dict[str, list[str]]:
+    """``{factor: [level labels]}`` of a study, spec order, the reference (first) level first."""
+    with connect(db) as engine, Session(engine) as session:
+        return _stored_levels(session, _study_row(session, study).id)[0]
 
 
 def _check_status(status: str | Sequence[str] | None) -> list[str] | None:
@@ -245,10 +135,10 @@ def runs_frame(db: str | Engine | None, study: str, *,
     final metrics (floats, NaN/±inf decoded), then ``position, wall_time_s, host, device,
     started_at, finished_at, error, versions, config``. ``status`` keeps only runs with that
     status (or any of several). ``attrs`` holds ``study``, ``design``, ``spec``, ``factors``,
-    ``levels`` and ``metrics``.
+    ``levels``, ``metrics`` and ``constant_levels``.
     """
     wanted = _check_status(status)
-    with connect(db) as engine, Session(_snapshot(engine)) as conn:
+    with connect(db) as engine, Session(snapshot(engine)) as conn:
         s = _study_row(conn, study)
         query = select(Run).where(Run.study_id == s.id).order_by(Run.position, Run.id)
         if wanted is not None:
@@ -262,6 +152,7 @@ def runs_frame(db: str | Engine | None, study: str, *,
             select(RunMetric.run_id, RunMetric.name, RunMetric.value, RunMetric.special)
             .join(Run, Run.id == RunMetric.run_id).where(Run.study_id == s.id)).all()
         spec, design = s.spec, s.design
+        spec_levels, constant = _stored_levels(conn, s.id)
 
     keep = set(ids)
     base = pd.DataFrame([{
@@ -272,7 +163,6 @@ def runs_frame(db: str | Engine | None, study: str, *,
         columns=list(RUN_COLUMNS))
     base["wall_time_s"] = base["wall_time_s"].astype(float)
 
-    spec_levels = study_levels(spec if isinstance(spec, Mapping) else {})
     stored_factors = list(dict.fromkeys(f for _, f, _ in factor_rows))
     factors = list(spec_levels) + [f for f in stored_factors if f not in spec_levels]
     fac = pd.DataFrame([(i, f, lv) for i, f, lv in factor_rows if i in keep],
@@ -308,6 +198,7 @@ def runs_frame(db: str | Engine | None, study: str, *,
         "factors": [f for f in factors if f in spec_levels] or factors,
         "levels": _merge_levels(spec_levels, frame, factors),
         "metrics": metrics,
+        "constant_levels": constant,
     })
     return frame
 

@@ -17,7 +17,9 @@ from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from harness.errors import StorageError
-from harness.results import curves_frame, level_label, list_studies, runs_frame, study_levels
+import tricks
+from harness.results import curves_frame, list_studies, runs_frame, study_levels
+from harness.store import control
 from harness.store.schema import (
     SCHEMA_VERSION,
     Base,
@@ -29,6 +31,7 @@ from harness.store.schema import (
     Study,
     encode_float,
 )
+from harness.study.factors import value_label
 
 FULL_SPEC: dict[str, Any] = {
     "study": "full",
@@ -74,6 +77,13 @@ def curve_values(b: int, o: int, seed: int, epochs: int = 4) -> list[float]:
     return [final * (e + 1) / epochs for e in range(epochs)]
 
 
+def level_label(factor: str, level: Any) -> str:
+    """The label the coordinator stores (what bench_study_factors and bench_run_factors hold)."""
+    if factor in tricks.registry():
+        return tricks.make(factor, level).label()
+    return value_label(level)
+
+
 def labels_of(spec: dict[str, Any]) -> dict[str, list[str]]:
     return {f: [level_label(f, lv) for lv in levels] for f, levels in spec["factors"].items()}
 
@@ -100,6 +110,8 @@ def make_study(url: str, spec: dict[str, Any], *, statuses: dict[int, str] | Non
         study = Study(name=spec["study"], design=spec["design"], spec=spec, spec_hash="h" * 64)
         s.add(study)
         s.flush()
+        # As the coordinator's registration writes them (harness.study.register).
+        control.write_levels(s, study.id, labels, {"surrogate": "atan"})
         grid = [(b, o) for b in range(len(labels[factors[0]]))
                 for o in range(len(labels[factors[1]])) if combos is None or (b, o) in combos]
         position = 0
@@ -258,18 +270,11 @@ def test_unknown_study_names_it(db_url: str) -> None:
         runs_frame(db_url, "nope")
 
 
-def test_level_labels_of_config_paths_and_tricks() -> None:
-    assert level_label("dataset.time_steps", 10) == "10"
-    assert level_label("train.weight_decay", 1.0e-4) == "0.0001"
-    assert level_label("dataset.downsample", None) == "none"
-    assert level_label("model.pool", "avg") == "avg"
-    levels = study_levels({"factors": {"optimizer": ["adam", {"name": "hybrid",
-                                                               "switch_at": 0.25}],
-                                       "dataset.time_steps": [8, 16]}})
-    assert levels["dataset.time_steps"] == ["8", "16"]
-    assert levels["optimizer"][0] == "adam"
-    assert levels["optimizer"][1].startswith("hybrid(") and "switch_at=0.25" in \
-        levels["optimizer"][1]
+def test_levels_come_from_the_database_in_spec_order(db_url: str) -> None:
+    assert study_levels(db_url, "full") == labels_of(FULL_SPEC)
+    runs = runs_frame(db_url, "full")
+    assert runs.attrs["levels"] == labels_of(FULL_SPEC)
+    assert runs.attrs["constant_levels"] == {"surrogate": "atan"}
 
 
 def test_frames_match_plain_read_sql(db_url: str) -> None:

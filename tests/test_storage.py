@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from harness.errors import StorageError
-from harness.store import claims
+from harness.store import claims, identity
 from harness.store import engine as store_engine
 from harness.store.schema import SCHEMA_VERSION, Run, RunCurve, RunFactor, RunMetric, SchemaInfo
-from harness.study.coordinator import _register
+from harness.study.register import register as _register
 from harness.study.spec import parse_spec
 
 SPEC = {
@@ -150,11 +150,19 @@ def test_dead_local_worker_is_expired_at_once(tmp_path: Path) -> None:
     engine, study_id, _ = _setup(url)
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    dead = f"{socket.gethostname()}:{int(proc.stdout)}:x"
+    dead_pid = int(proc.stdout)
+    dead = identity.worker_id(dead_pid)
+    assert identity.parse_worker_id(dead) == (socket.gethostname(), dead_pid,
+                                              identity.machine_id())
     claim = claims.claim_next(engine, study_id, dead, lease_s=3600)
     assert claim is not None
-    live = claims.claim_next(engine, study_id, f"{socket.gethostname()}:1:y", lease_s=3600)
+    live = claims.claim_next(engine, study_id, identity.worker_id(1), lease_s=3600)
     assert live is not None  # pid 1 exists: never expired
+    # Same hostname and a pid that does not exist here, but another boot / pid namespace (a
+    # container with host networking, a cloned VM): its run is alive elsewhere, left alone.
+    twin = f"{socket.gethostname()}:{dead_pid}:{'0' * 12}:feedbeef"
+    other = claims.claim_next(engine, study_id, twin, lease_s=3600)
+    assert other is not None
     assert claims.mark_dead_local_workers(engine, study_id) == 1
     again = claims.claim_next(engine, study_id, "w", lease_s=3600)
     assert again is not None and again.run_id == claim.run_id

@@ -18,7 +18,6 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.report.stats import ALPHA, bootstrap_ci, holm, paired_test
-from harness.results import level_label
 
 __all__ = [
     "COST_METRICS",
@@ -327,13 +326,9 @@ def _binarization(runs: pd.DataFrame) -> pd.Series:
     if "binarization" in runs:
         return runs["binarization"].astype(str)
 
-    def from_config(c: Any) -> str:
-        level = ((c or {}).get("factors") or {}).get("binarization") if isinstance(c, dict) \
-            else None
-        return level_label("binarization", level) if level is not None else "?"
-
-    return runs["config"].map(from_config) if "config" in runs else pd.Series(
-        "?", index=runs.index)
+    # Not varied: the one level the study's base configuration sets, as the database stores it.
+    label = (runs.attrs.get("constant_levels") or {}).get("binarization", "?")
+    return pd.Series(label, index=runs.index, dtype=object)
 
 
 def cost(runs: pd.DataFrame, *, metric: str = "test_acc",

@@ -30,10 +30,12 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.environments import LightningEnvironment
 from torch import Tensor, nn
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.run.checkpoint import Preempted
 from harness.run.evaluate import _evaluate, _shift_bn_copy
 from harness.run.switch import OptimizerSwitch
 from tricks.optimizer import current_lr
@@ -53,7 +55,8 @@ CURVES = ("train_loss", "train_acc", "val_acc", "lr", "sign_flip_rate")
 
 @dataclasses.dataclass
 class RunResult:
-    status: Literal["complete", "failed"]
+    #: "interrupted": stopped at an epoch end by :class:`harness.run.checkpoint.Preemption`.
+    status: Literal["complete", "failed", "interrupted"]
     metrics: dict[str, float]
     curves: dict[str, list[float]]
     error: str | None
@@ -324,7 +327,7 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
 
         all_callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=-1, every_n_epochs=1,
                                              save_last=True))
-    status: Literal["complete", "failed"] = "complete"
+    status: Literal["complete", "failed", "interrupted"] = "complete"
     error = None
     device = "cpu"
     with _quiet(progress):
@@ -334,7 +337,10 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
             enable_model_summary=False, num_sanity_val_steps=0, callbacks=all_callbacks,
             gradient_clip_val=tc.grad_clip, gradient_clip_algorithm="norm",
             deterministic="warn" if _uses_gpu(tc.accelerator) else None,
-            default_root_dir=ckpt_dir, log_every_n_steps=1_000_000)
+            default_root_dir=ckpt_dir, log_every_n_steps=1_000_000,
+            # One process, one device: never let Lightning adopt a Slurm allocation (nor print
+            # its srun advice on every run) because SLURM_* variables are set.
+            plugins=[LightningEnvironment()])
         device = str(trainer.strategy.root_device)
         fit_start = time.perf_counter()
         sigint = _sigint_handler()
@@ -343,6 +349,8 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
                         ckpt_path=ckpt_path)
         except Diverged as exc:
             status, error = "failed", f"diverged: {exc}"
+        except Preempted as exc:
+            status, error = "interrupted", str(exc)
         except SystemExit:
             # Lightning turns Ctrl-C into sys.exit(1) and ignores SIGINT from then on; callers
             # (the study worker) expect the KeyboardInterrupt itself and their own handler.

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -40,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from harness.store import identity
 from harness.store.engine import reader
 from harness.store.schema import (
     Run,
@@ -55,8 +55,6 @@ DEFAULT_LEASE_S = 120.0
 DEFAULT_HEARTBEAT_S = 30.0
 #: Statuses a worker may claim, besides ``running`` rows whose lease ran out.
 CLAIMABLE = ("pending", "interrupted")
-
-
 
 
 # -- claims ----------------------------------------------------------------------------------
@@ -128,7 +126,8 @@ def heartbeat(engine: Engine, claim: Claim, worker: str) -> bool:
 def record_result(engine: Engine, claim: Claim, worker: str, *, status: str,
                   metrics: Mapping[str, float], curves: Mapping[str, Iterable[float]],
                   error: str | None, wall_time_s: float | None, host: str,
-                  device: str | None, versions: Mapping[str, Any]) -> bool:
+                  device: str | None, versions: Mapping[str, Any],
+                  resumed_from_epoch: int | None = None) -> bool:
     """Write a run's outcome atomically, only if this worker still holds it.
 
     Metrics and curves are replaced, never appended, so writing the same result twice leaves the
@@ -138,7 +137,8 @@ def record_result(engine: Engine, claim: Claim, worker: str, *, status: str,
         res = s.execute(
             update(Run).where(_owner(claim, worker))
             .values(status=status, error=error, finished_at=utcnow(), wall_time_s=wall_time_s,
-                    host=host, device=device, versions=dict(versions))
+                    host=host, device=device, versions=dict(versions),
+                    resumed_from_epoch=resumed_from_epoch)
             .execution_options(synchronize_session=False))
         if res.rowcount != 1:
             return False
@@ -172,22 +172,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 def mark_dead_local_workers(engine: Engine, study_id: int) -> int:
-    """Expire the lease of running runs whose worker process on this host is gone.
+    """Expire the lease of running runs whose worker process on this machine is gone.
 
-    Worker ids are ``host:pid:token``; a SIGKILLed worker on this machine is then picked up at
-    once instead of after the lease. Expiring a live run by mistake (a reused pid) costs only a
-    repeated run: the original worker's late result is refused by :func:`record_result`.
+    A SIGKILLed worker on this machine is then picked up at once instead of after the lease.
+    "This machine" is the hostname, kernel boot and pid namespace of
+    :mod:`harness.store.identity`, so a worker in another container or a cloned VM that merely
+    shares the hostname is never expired. A reused pid costs at most a repeated run: the
+    original worker's late result is refused by :func:`record_result`.
     """
-    host = socket.gethostname()
     expired = 0
     with Session(engine) as s:
         rows = s.execute(select(Run.id, Run.worker, Run.attempts).where(
             Run.study_id == study_id, Run.status == "running")).all()
     for run_id, worker, attempts in rows:
-        parts = (worker or "").rsplit(":", 2)
-        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
-            continue
-        if _pid_alive(int(parts[1])):
+        pid = identity.same_machine(worker)
+        if pid is None or _pid_alive(pid):
             continue
         with Session(engine) as s, s.begin():
             res = s.execute(update(Run).where(
@@ -196,6 +195,28 @@ def mark_dead_local_workers(engine: Engine, study_id: int) -> int:
                 .execution_options(synchronize_session=False))
             expired += res.rowcount
     return expired
+
+
+def write_epoch(engine: Engine, claim: Claim, worker: str, epoch: int,
+                values: Mapping[str, float]) -> bool:
+    """Write one epoch's curve values while the run trains (one small transaction).
+
+    Rows of this epoch and any later one are replaced, so a run resumed from an earlier
+    checkpoint never keeps a duplicated or orphaned epoch. False when the claim was lost.
+    """
+    with Session(engine) as s, s.begin():
+        owned = s.execute(update(Run).where(_owner(claim, worker))
+                          .values(heartbeat_at=utcnow())
+                          .execution_options(synchronize_session=False)).rowcount == 1
+        if not owned:
+            return False
+        s.execute(delete(RunCurve).where(RunCurve.run_id == claim.run_id,
+                                         RunCurve.epoch >= epoch))
+        for name, value in values.items():
+            v, special = encode_float(value)
+            s.add(RunCurve(run_id=claim.run_id, name=name, epoch=epoch, value=v,
+                           special=special))
+        return True
 
 
 def count_by_status(engine: Engine, study_id: int) -> dict[str, int]:

@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Engine,
     create_engine,
     event,
+    insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
 
 from harness.errors import StorageError
 from harness.store.schema import (
     SCHEMA_VERSION,
     Base,
+    Run,
+    RunFactor,
     SchemaInfo,
+    Study,
+    StudyBudget,
+    StudyFactor,
+    utcnow,
 )
 
 DEFAULT_DB = "sqlite:///results.sqlite"
 _READ_ONLY = "bsnn_read_only"
 #: Migration steps: ``MIGRATIONS[v]`` upgrades a database from schema version v to v + 1.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+#: The advisory-lock key every process takes while it creates or migrates the schema.
+SCHEMA_LOCK_KEY = 0x62736E6E
 
 
 def _is_sqlite(url: str) -> bool:
@@ -69,49 +81,66 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
-def _read_version(engine: Engine) -> int | None:
-    with Session(engine) as s:
-        row = s.scalars(select(SchemaInfo).order_by(SchemaInfo.id)).first()
-        return None if row is None else row.version
+def _read_version(conn: Connection) -> int | None:
+    return conn.execute(select(SchemaInfo.version).order_by(SchemaInfo.id)).scalar()
+
+
+def schema_lock(conn: Connection) -> None:
+    """Serialize schema work with every other process until ``conn``'s transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock (creating tables concurrently otherwise fails
+    with ``UniqueViolation`` on the catalogue). SQLite: the transaction began IMMEDIATE, which
+    holds the write lock already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
 def open_database(url: str | None = None, *, create: bool = True) -> Engine:
     """Open (and with ``create``, initialize) the results database; check its schema version.
+
+    Any number of processes may call this at once on a fresh database: the one that gets the
+    schema lock first creates the tables (or migrates an older version in place), the others
+    then find them made.
 
     Raises:
         StorageError: unreachable database, or a schema version this code cannot read.
     """
     url = url or DEFAULT_DB
     engine = make_engine(url)
-    for attempt in range(5):
-        try:
-            tables = set(inspect(engine).get_table_names())
-            if "bench_schema" in tables:
-                version = _read_version(engine)
-                if version is not None:
-                    _check_version(engine, url, version)
+    try:
+        with reader(engine).connect() as conn:
+            if "bench_schema" in inspect(conn).get_table_names():
+                version = _read_version(conn)
+                if version == SCHEMA_VERSION:
                     return engine
-            if not create:
+                if version is not None:
+                    _refuse_version(url, version)
+            elif not create:
                 return engine
-            # Another process may create the same tables at the same moment; the loser of that
-            # race sees an error here and simply re-reads the schema on its next attempt.
-            Base.metadata.create_all(engine)
-            with Session(engine) as s, s.begin():
-                if s.scalars(select(SchemaInfo)).first() is None:
-                    s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-            return engine
-        except (IntegrityError, ProgrammingError) as exc:
-            if attempt == 4:
-                raise StorageError(f"cannot create the tables in '{url}': {exc}") from None
-            time.sleep(0.2 * (attempt + 1))
-        except OperationalError as exc:
-            raise StorageError(f"cannot open database '{url}': {exc.orig}") from None
-    return engine
+        with engine.begin() as conn:
+            schema_lock(conn)
+            tables = set(inspect(conn).get_table_names())
+            version = _read_version(conn) if "bench_schema" in tables else None
+            if version is None:
+                Base.metadata.create_all(conn)
+                if _read_version(conn) is None:
+                    conn.execute(insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION,
+                                                           created_at=utcnow()))
+            elif version < SCHEMA_VERSION:
+                _refuse_version(url, version)
+                for v in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[v](conn)
+                conn.execute(update(SchemaInfo).values(version=SCHEMA_VERSION))
+        return engine
+    except (IntegrityError, ProgrammingError) as exc:
+        raise StorageError(f"cannot create the tables in '{url}': {exc}") from None
+    except OperationalError as exc:
+        raise StorageError(f"cannot open database '{url}': {exc.orig}") from None
 
 
-def _check_version(engine: Engine, url: str, version: int) -> None:
-    if version == SCHEMA_VERSION:
-        return
+def _refuse_version(url: str, version: int) -> None:
+    """Raise unless this code can open (after migrating) a database at ``version``."""
     if version > SCHEMA_VERSION:
         raise StorageError(
             f"database '{url}' has results schema version {version}, newer than this "
@@ -122,7 +151,60 @@ def _check_version(engine: Engine, url: str, version: int) -> None:
             f"database '{url}' has results schema version {version} and no migration to "
             f"version {SCHEMA_VERSION} exists; open it with the bsnn-bench that wrote it, "
             f"or start a new database: bsnn-bench run SPEC --db sqlite:///new-results.sqlite")
-    with Session(engine) as s, s.begin():
-        for v in range(version, SCHEMA_VERSION):
-            MIGRATIONS[v](s)
-        s.execute(update(SchemaInfo).values(version=SCHEMA_VERSION))
+
+
+@contextlib.contextmanager
+def schema_guard(url: str) -> Iterator[None]:
+    """Hold the schema lock (PostgreSQL: a session advisory lock) around code that creates
+    tables through its own connections, such as Optuna's ``RDBStorage``; SQLite: nothing."""
+    if _is_sqlite(url):
+        yield
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+def _migrate_1_to_2(conn: Connection) -> None:
+    """Version 2: study factors and levels, run budgets, search keep-alive, resumed epochs.
+
+    A version-1 study's levels are rebuilt from its stored spec (factor order) and the labels
+    its runs stored, in run order (grid order starts with the reference combination, so the
+    reference level comes first); the next ``bsnn-bench run`` of the spec rewrites them from
+    the spec itself.
+    """
+    conn.execute(text("ALTER TABLE bench_runs ADD COLUMN resumed_from_epoch INTEGER"))
+    conn.execute(text("ALTER TABLE bench_studies ADD COLUMN keep_alive_until TIMESTAMP"))
+    Base.metadata.create_all(conn, tables=[StudyFactor.__table__, StudyBudget.__table__])
+    studies = conn.execute(select(Study.id, Study.spec)).all()
+    for study_id, spec in studies:
+        if isinstance(spec, str):
+            spec = json.loads(spec)
+        rows = conn.execute(
+            select(RunFactor.factor, RunFactor.level).join(Run, Run.id == RunFactor.run_id)
+            .where(Run.study_id == study_id).order_by(Run.position, Run.id)).all()
+        seen: dict[str, list[str]] = {}
+        for factor, level in rows:
+            labels = seen.setdefault(factor, [])
+            if level not in labels:
+                labels.append(level)
+        named = list((spec or {}).get("factors") or {}) if isinstance(spec, dict) else []
+        order = [f for f in named if f in seen] + [f for f in seen if f not in named]
+        for i, factor in enumerate(order):
+            conn.execute(insert(StudyFactor).values(study_id=study_id, factor=factor,
+                                                    position=i, varied=True,
+                                                    labels=seen[factor]))
+
+
+MIGRATIONS[1] = _migrate_1_to_2

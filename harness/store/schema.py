@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -33,6 +34,8 @@ __all__ = [
     "RunMetric",
     "SchemaInfo",
     "Study",
+    "StudyBudget",
+    "StudyFactor",
     "Run",
     "FINAL_STATUSES",
     "RUN_STATUSES",
@@ -40,8 +43,10 @@ __all__ = [
     "decode_float",
 ]
 
-#: Bump on every change of the tables below, and add a migration step in harness.store.claims.
-SCHEMA_VERSION = 1
+#: Bump on every change of the tables below, and add a migration step ``MIGRATIONS[old]`` in
+#: harness.store.engine. Version 2: ``bench_study_factors``, ``bench_budgets``,
+#: ``bench_studies.keep_alive_until``, ``bench_runs.resumed_from_epoch``.
+SCHEMA_VERSION = 2
 
 #: ``pruned``: a ``design: search`` trial stopped early by Optuna's pruner (partial curves kept).
 RUN_STATUSES = ("pending", "running", "complete", "failed", "interrupted", "pruned")
@@ -77,6 +82,9 @@ class Study(Base):
     #: Hash of the parts of the spec that define what a run computes (not its levels list).
     spec_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    #: While a ``search`` coordinator still asks Optuna for trials it renews this; workers that
+    #: find nothing to claim wait instead of exiting until it has passed.
+    keep_alive_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     runs: Mapped[list[Run]] = relationship(back_populates="study", cascade="all, delete-orphan")
     __table_args__ = (UniqueConstraint("name", name="uq_bench_studies_name"),)
 
@@ -106,6 +114,8 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     device: Mapped[str | None] = mapped_column(String(255), nullable=True)
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The epoch a re-claimed run continued from (its checkpoint); None when it ran from scratch.
+    resumed_from_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     study: Mapped[Study] = relationship(back_populates="runs")
     factors: Mapped[list[RunFactor]] = relationship(cascade="all, delete-orphan")
@@ -117,6 +127,35 @@ class Run(Base):
         # The claim query: next pending/stale run of a study, in order.
         Index("ix_bench_runs_study_status", "study_id", "status", "position"),
     )
+
+
+class StudyFactor(Base):
+    """A study's factors in spec order, each with its level labels in spec order (reference
+    first), written by the coordinator from the spec; the read side takes levels from here.
+
+    ``varied`` False: a trick factor the study does not vary; ``labels`` holds the one level the
+    base configuration sets (what a table names the runs by when the factor is no column).
+    """
+
+    __tablename__ = "bench_study_factors"
+    study_id: Mapped[int] = mapped_column(ForeignKey("bench_studies.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    factor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    varied: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    labels: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+
+
+class StudyBudget(Base):
+    """A ``--max-runs`` budget shared by the workers of one command: each claim takes one run
+    from ``remaining`` with a compare-and-set, a claim that finds nothing gives it back."""
+
+    __tablename__ = "bench_budgets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("bench_studies.id", ondelete="CASCADE"),
+                                          nullable=False)
+    remaining: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class RunFactor(Base):

@@ -1,76 +1,62 @@
-"""``bsnn-bench run STUDY.yaml``: run every run of a study exactly once, resumably, on N workers.
+"""``bsnn-bench run STUDY.yaml``: run every run of a study exactly once, resumably, anywhere.
 
 The command (the *coordinator*) validates the spec, opens the database and creates its schema
-(ours and Optuna's) before any worker exists, registers the study, enqueues its runs as
-``pending`` rows, then starts ``--workers`` processes (``spawn``) that claim runs from the
-database one at a time (see :mod:`harness.store.claims` for the exactly-once protocol), and shows
-progress until they are done. More machines join by running the same command on the same
-PostgreSQL URL: they enqueue nothing new and claim what is left.
+(ours and Optuna's), registers the study (:mod:`harness.study.register`), enqueues its runs as
+``pending`` rows, then hands the workers to a launcher (:mod:`harness.study.launch`: processes
+on this machine, nothing, or a Slurm job array) and follows the study from the database until
+the workers end. Workers claim runs one at a time (see :mod:`harness.store.claims` for the
+exactly-once protocol); more machines join by running ``bsnn-bench worker`` (or the same
+command) on the same PostgreSQL URL.
 
 Resume rules (a re-run of the same command):
 
 * ``complete`` runs are never re-run;
-* ``pending``, ``interrupted`` (Ctrl-C) and stale ``running`` runs (their worker stopped
-  renewing its lease, e.g. after SIGKILL) run again;
+* ``pending``, ``interrupted`` (Ctrl-C, SIGTERM) and stale ``running`` runs (their worker stopped
+  renewing its lease, e.g. after SIGKILL) run again, from their checkpoint when one was saved;
 * ``failed`` runs stay failed (a failure is a result: a diverging configuration would diverge
   again) unless ``--retry-failed`` is given;
 * a spec changed under the same study name is refused, unless the change only adds levels or
   seeds: then only the new runs run.
 
-Optuna drives the study: its RDB storage lives in the same database, under the same study name.
-Grid designs record every finished run as an Optuna trial (value: the spec's objective, params:
-the level labels); the ``search`` design asks Optuna's TPE sampler for combinations, enqueues
-their runs (every seed), and tells it the mean objective; median pruning stops a trial's first
-seed early through a Lightning callback reporting per-epoch validation accuracy.
+While the workers work the coordinator calls :meth:`StudyLoop.step` about twice a second:
+progress, Optuna bookkeeping, the search design's ask/tell and its keep-alive, then any extra
+``hooks`` (a rule that enqueues more runs belongs there).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import signal
-import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from harness.errors import StorageError, UserError
-from harness.run.memory import ALLOCATOR_ENV, tuned_environ
-from harness.store import claims
+from harness.errors import UserError
+from harness.store import claims, control
 from harness.store import engine as store_engine
-from harness.store.schema import Run, Study
-from harness.study.plan import _check_datasets, describe_plan
-from harness.study.spec import PlannedRun, StudySpec, load_spec
-from harness.study.trials import (
-    _optuna_study,
-    _pruner,
-    _record_grid_trials,
-    _Search,
-    add_grid_trial,
-    make_pruning_callback,
+from harness.store.schema import Run
+from harness.study.launch import LAUNCHERS, Launcher, LocalLauncher, NoLauncher
+from harness.study.options import (
+    EXIT_INTERRUPTED,
+    EXIT_SIGTERM,
+    WorkerOptions,
+    default_checkpoints,
+    lease_from_env,
 )
+from harness.study.plan import _check_datasets, describe_plan
+from harness.study.register import register
+from harness.study.spec import StudySpec, load_spec
+from harness.study.trials import _optuna_study, _pruner, _record_grid_trials, _Search
 
-__all__ = [
-    "ALLOCATOR_ENV",
-    "LEASE_ENV",
-    "StudyOutcome",
-    "add_grid_trial",
-    "make_pruning_callback",
-    "run_study",
-    "run_study_command",
-]
+__all__ = ["StudyLoop", "StudyOutcome", "run_study", "run_study_command"]
 
-#: Lease and heartbeat (seconds) of a claimed run: ``"LEASE"`` or ``"LEASE:HEARTBEAT"``.
-#: A run whose worker stops renewing for LEASE seconds is re-run elsewhere. Default 120:30.
-LEASE_ENV = "BSNN_BENCH_LEASE"
-#: Set to 0 to run a single worker in its own process too (by default it runs in this one).
-INLINE_ENV = "BSNN_BENCH_INLINE"
+#: Seconds a search's keep-alive reaches ahead; renewed at every step while it asks for trials.
+KEEP_ALIVE_S = 30.0
 
 
 @dataclasses.dataclass
@@ -80,27 +66,16 @@ class StudyOutcome:
     interrupted: bool
     wall_time_s: float
     new_runs: int
+    #: The signal that stopped the study (SIGINT or SIGTERM), if any.
+    signal: int | None = None
 
     @property
     def exit_code(self) -> int:
+        if self.signal == signal.SIGTERM:
+            return EXIT_SIGTERM
         if self.interrupted:
-            return 130
+            return EXIT_INTERRUPTED
         return 1 if self.failed else 0
-
-
-def _lease() -> tuple[float, float]:
-    raw = os.environ.get(LEASE_ENV, "")
-    if not raw:
-        return claims.DEFAULT_LEASE_S, claims.DEFAULT_HEARTBEAT_S
-    try:
-        parts = [float(p) for p in raw.split(":")]
-    except ValueError:
-        raise UserError(f"{LEASE_ENV}={raw!r}: expected LEASE or LEASE:HEARTBEAT seconds") from None
-    lease = parts[0]
-    beat = parts[1] if len(parts) > 1 else lease / 4
-    if not (lease > 0 and 0 < beat < lease):
-        raise UserError(f"{LEASE_ENV}={raw!r}: need 0 < heartbeat < lease")
-    return lease, beat
 
 
 def _cores() -> int:
@@ -110,128 +85,119 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# -- Optuna ----------------------------------------------------------------------------------
-
-
-# -- registering the study -------------------------------------------------------------------
-
-def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out = []
-    for k in keys:
-        if k in ("factors", "description", "grid_cap"):
-            continue
-        o, n = old.get(k), new.get(k)
-        if isinstance(o, Mapping) and isinstance(n, Mapping):
-            for sub in sorted(set(o) | set(n)):
-                if sub != "seeds" and o.get(sub) != n.get(sub):
-                    out.append(f"{k}.{sub}")
-        elif o != n:
-            out.append(k)
-    of, nf = old.get("factors") or {}, new.get("factors") or {}
-    if set(of) != set(nf):
-        out.append("the set of factors")
-    return out
-
-
-def _register(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
-    """Create or check the study row; refuse a changed spec unless it only adds runs."""
-    for _ in range(3):
-        try:
-            return _register_once(engine, spec, url, planned)
-        except IntegrityError:
-            continue  # another machine registered the same study just now: check against it
-    raise StorageError(f"cannot register study '{spec.name}' in {url}")
-
-
-def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
-    def refuse(why: str) -> StorageError:
-        allowed = ("only adding levels or seeds is allowed" if spec.design != "search"
-                   else "a search study's spec cannot change")
-        return StorageError(
-            f"study '{spec.name}' in {url} was created from a different spec ({why}); "
-            f"{allowed}: use a new study name (study: ...) or restore the spec")
-
-    with Session(engine) as s, s.begin():
-        row = s.scalars(select(Study).where(Study.name == spec.name)).first()
-        if row is None:
-            row = Study(name=spec.name, design=spec.design, spec=spec.raw,
-                        spec_hash=spec.config_hash())
-            s.add(row)
-            s.flush()
-            return int(row.id)
-        if row.spec_hash != spec.config_hash():
-            changed = ", ".join(_spec_diff(row.spec, spec.raw)) or "the run settings"
-            raise refuse(f"changed: {changed}")
-        if spec.design != "search":
-            old_keys = set(s.scalars(select(Run.run_key).where(Run.study_id == row.id)))
-            lost = sorted(old_keys - {p.key for p in planned})
-            if lost:
-                raise refuse(f"it removes {len(lost)} existing runs, e.g. {lost[0]}")
-        elif row.spec != spec.raw:
-            raise refuse("changed: " + (", ".join(_spec_diff(row.spec, spec.raw)) or "factors"))
-        row.spec = spec.raw
-        return int(row.id)
-
-
-# -- the command -----------------------------------------------------------------------------
-
 def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1,
                       max_runs: int | None = None, dry_run: bool = False,
-                      progress: bool = True, retry_failed: bool = False) -> int:
-    """The ``bsnn-bench run`` command; returns its exit code (0, 1 if runs failed, 130)."""
+                      progress: bool = True, retry_failed: bool = False,
+                      launcher: str = "local", workers_per_gpu: int | None = None,
+                      checkpoints: str | None = None, checkpoint_every_s: float | None = None,
+                      keep_checkpoints: bool = False, slurm: dict[str, Any] | None = None
+                      ) -> int:
+    """The ``bsnn-bench run`` command; returns its exit code (0, 1 if runs failed, 130, 143)."""
     spec = load_spec(spec_path)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if max_runs is not None and max_runs < 1:
         raise UserError(f"--max-runs must be at least 1, got {max_runs}")
+    if launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+    if checkpoint_every_s is not None and checkpoint_every_s <= 0:
+        raise UserError(f"--checkpoint-every must be positive, got {checkpoint_every_s}")
     url = db or store_engine.DEFAULT_DB
+    if launcher == "slurm" and url.startswith("sqlite"):
+        raise UserError("--launcher slurm needs a PostgreSQL database (--db postgresql+psycopg:"
+                        "//HOST/DB): Slurm tasks run on other nodes, and SQLite's WAL locking "
+                        "is unsafe on the network file systems they would share")
+    gpus = None
+    if workers_per_gpu is not None:
+        if launcher != "local":
+            raise UserError("--workers-per-gpu is for the local launcher (Slurm: "
+                            "--slurm-gpus-per-task)")
+        from harness.study.launch import gpu_assignments, visible_gpus
+
+        gpus = gpu_assignments(visible_gpus(), workers_per_gpu)
+        workers = len(gpus)
     if dry_run:
         print(describe_plan(spec, url, workers))
         return 0
     _check_datasets(spec)
+    chosen: Launcher
+    if launcher == "none":
+        chosen = NoLauncher(max_runs=max_runs)
+    elif launcher == "slurm":
+        from harness.study.slurm import SlurmLauncher
+
+        chosen = SlurmLauncher(workers=workers, **(slurm or {}))
+    else:
+        chosen = LocalLauncher(workers=workers, gpus=gpus)
     outcome = run_study(spec, url=url, workers=workers, max_runs=max_runs, progress=progress,
-                        retry_failed=retry_failed)
+                        retry_failed=retry_failed, launcher=chosen, checkpoints=checkpoints,
+                        checkpoint_every_s=checkpoint_every_s,
+                        keep_checkpoints=keep_checkpoints)
     return outcome.exit_code
 
 
-@contextlib.contextmanager
-def _worker_env(threads: int) -> Iterator[None]:
-    """Environment the spawned workers start with (thread counts, allocator tuning)."""
-    saved = dict(os.environ)
-    try:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, str(threads))
-        tuned = tuned_environ()
-        if tuned is not None:
-            os.environ.update(tuned)
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | None,
+                    search: Any) -> int:
+    """Start no more workers than there are runs to do (each start costs a torch import)."""
+    if search is not None:
+        return workers if max_runs is None else min(workers, max_runs)
+    counts = claims.count_by_status(engine, study_id)
+    todo = sum(counts.get(k, 0) for k in ("pending", "interrupted", "running"))
+    if max_runs is not None:
+        todo = min(todo, max_runs)
+    return min(workers, todo)
 
 
-def _worker_entry(opts: Any, budget: Any, keep_alive: Any) -> None:
-    from harness.study.worker import worker_main
+class StudyLoop:
+    """What the coordinator does while workers work; :meth:`step` is called about twice a
+    second by the launcher. A failing poll or record never stops the study; :meth:`final`
+    (once the workers ended) raises."""
 
-    code = worker_main(opts, budget, keep_alive)
-    # Everything is committed by now; skipping interpreter teardown (torch, Lightning) saves
-    # seconds per worker at the end of every study.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    def __init__(self, display: Any, engine: Any, spec: StudySpec, study_id: int, url: str,
+                 search: _Search | None) -> None:
+        self.display, self.engine, self.spec = display, engine, spec
+        self.study_id, self.url, self.search = study_id, url, search
+        self.stopping = False
+        self.searching = search is not None
+        #: Extra work per step, ``hook(loop)``: e.g. a rule that enqueues more seeds.
+        self.hooks: list[Callable[[StudyLoop], None]] = []
+        self._last_record = 0.0
+
+    def step(self) -> None:
+        with contextlib.suppress(Exception):
+            self.display.poll()
+            if self.search is None and time.perf_counter() - self._last_record > 2.0:
+                _record_grid_trials(self.engine, self.spec, self.study_id, self.url)
+                self._last_record = time.perf_counter()
+        if self.searching:
+            done = self.stopping or self.search.step()  # type: ignore[union-attr]
+            self.searching = not done
+            control.set_keep_alive(self.engine, self.study_id,
+                                   KEEP_ALIVE_S if self.searching else None)
+        for hook in self.hooks:
+            hook(self)
+
+    def final(self) -> None:
+        if self.search is not None:
+            self.search.step()
+            control.set_keep_alive(self.engine, self.study_id, None)
+        else:
+            _record_grid_trials(self.engine, self.spec, self.study_id, self.url)
+        self.display.poll(force=True)
 
 
 def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | None = None,
-              progress: bool = True, retry_failed: bool = False) -> StudyOutcome:
+              progress: bool = True, retry_failed: bool = False,
+              launcher: Launcher | None = None, checkpoints: str | None = None,
+              checkpoint_every_s: float | None = None,
+              keep_checkpoints: bool = False) -> StudyOutcome:
     """Register, enqueue and run a study; see the module docstring for the rules."""
     from harness.study.progress import Progress
-    from harness.study.worker import WorkerOptions
 
     t0 = time.perf_counter()
     engine = store_engine.open_database(url)
     planned = spec.plan() if spec.design != "search" else []
-    study_id = _register(engine, spec, url, planned)
+    study_id = register(engine, spec, url, planned)
     new_runs = claims.insert_runs(engine, study_id, planned)
     sampler = pruner = None
     if spec.design == "search":
@@ -250,35 +216,63 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                       .execution_options(synchronize_session=False))
 
     search = _Search(spec, engine, study_id, ostudy, workers) if spec.design == "search" else None
+    launcher = launcher or LocalLauncher(workers=workers)
     n_procs = _workers_needed(engine, study_id, workers, max_runs, search)
-    lease_s, beat_s = _lease()
-    threads = max(1, _cores() // max(1, n_procs))
+    if isinstance(launcher, LocalLauncher):
+        launcher.workers = max(1, n_procs) if launcher.gpus is None else launcher.workers
+        launcher.inline_ok = search is None
+        if n_procs == 0:
+            launcher.workers, launcher.inline_ok = 1, True
+    lease_s, beat_s = lease_from_env()
+    budget_id = None
+    if max_runs is not None and launcher.follows:
+        budget_id = control.create_budget(engine, study_id, max_runs)
     opts = WorkerOptions(url=url, study_id=study_id, study_name=spec.name, lease_s=lease_s,
-                         heartbeat_s=beat_s, threads=threads, pruning=spec.pruning,
-                         pruning_seed=spec.seeds[0])
-    ctx = multiprocessing.get_context("spawn")
-    budget = ctx.Value("i", max_runs) if max_runs is not None else None
-    keep_alive = ctx.Event()
-    if search is not None:
-        keep_alive.set()
-        search.step()
-    total = spec.run_count()
-    display = Progress(engine, study_id, total=total, workers=max(1, n_procs), enabled=progress,
-                       name=spec.name)
+                         heartbeat_s=beat_s, threads=max(1, _cores() // max(1, n_procs)),
+                         pruning=spec.pruning, pruning_seed=spec.seeds[0], budget_id=budget_id,
+                         checkpoints=checkpoints or default_checkpoints(url),
+                         keep_checkpoints=keep_checkpoints,
+                         **({"checkpoint_every_s": checkpoint_every_s}
+                            if checkpoint_every_s is not None else {}))
+    if not launcher.follows:
+        if search is not None:
+            raise UserError("design: search needs a coordinator asking Optuna for trials; "
+                            "use --launcher local or slurm")
+        launcher.run(opts, lambda: None)
+        engine.dispose()
+        return StudyOutcome(counts=claims.count_by_status(engine, study_id), failed=[],
+                            interrupted=False, wall_time_s=time.perf_counter() - t0,
+                            new_runs=new_runs)
+    display = Progress(engine, study_id, total=spec.run_count(), workers=max(1, n_procs),
+                       enabled=progress, name=spec.name)
     display.start_message(new_runs)
+    loop = StudyLoop(display, engine, spec, study_id, url, search)
+    if search is not None:
+        loop.step()
+    got: dict[str, int | None] = {"signal": None}
 
-    stop = {"sigint": False}
+    def on_signal(signum: int, _frame: Any) -> None:
+        got["signal"] = got["signal"] or signum
+        loop.stopping = True
+        launcher.signal(signum)
 
-    procs: list[Any] = []
-    codes: list[int | None] = []
-    if n_procs == 1 and search is None and os.environ.get(INLINE_ENV, "1") != "0":
-        codes.append(_run_inline(opts, budget, display, engine, spec, study_id, url))
-    else:
-        _run_processes(ctx, n_procs, threads, opts, budget, keep_alive, procs, stop, display,
-                       engine, spec, study_id, url, search)
-        codes = [p.exitcode for p in procs]
-    interrupted = stop["sigint"] or any(c == 130 for c in codes)
-    crashed = [c for c in codes if c not in (0, 130)]
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = launcher.run(opts, loop.step)
+        loop.final()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return _outcome(engine, study_id, display, codes, got["signal"], t0, new_runs)
+
+
+def _outcome(engine: Any, study_id: int, display: Any, codes: list[int | None],
+             signum: int | None, t0: float, new_runs: int) -> StudyOutcome:
+    if signum is None and any(c == EXIT_SIGTERM for c in codes):
+        signum = signal.SIGTERM
+    interrupted = signum is not None or any(c in (EXIT_INTERRUPTED, EXIT_SIGTERM)
+                                            for c in codes)
+    crashed = [c for c in codes if c is not None and c not in (0, EXIT_INTERRUPTED, EXIT_SIGTERM)]
     counts = claims.count_by_status(engine, study_id)
     with Session(engine) as s:
         failed = list(s.scalars(select(Run.run_key).where(
@@ -289,109 +283,4 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
     if crashed and not failed and not interrupted:
         failed = [f"<worker exited with code {c}>" for c in crashed]
     return StudyOutcome(counts=counts, failed=failed, interrupted=interrupted,
-                        wall_time_s=wall, new_runs=new_runs)
-
-
-class _Bookkeeping:
-    """While workers run: the progress display and, for a grid study, its Optuna trial records
-    (at most every 2 s). A failing poll or record never stops the study; the final one raises."""
-
-    def __init__(self, display: Any, engine: Any, spec: StudySpec, study_id: int, url: str,
-                 *, record: bool) -> None:
-        self.display, self.record = display, record
-        self._record_args = (engine, spec, study_id, url)
-        self._last = 0.0
-
-    def tick(self) -> None:
-        with contextlib.suppress(Exception):
-            self.display.poll()
-            if self.record and time.perf_counter() - self._last > 2.0:
-                _record_grid_trials(*self._record_args)
-                self._last = time.perf_counter()
-
-    def final(self) -> None:
-        if self.record:
-            _record_grid_trials(*self._record_args)
-        self.display.poll(force=True)
-
-
-def _run_inline(opts: Any, budget: Any, display: Any, engine: Any, spec: StudySpec,
-                study_id: int, url: str) -> int:
-    """One worker in this process: no second interpreter to start and no torch to re-import.
-
-    Progress and Optuna bookkeeping run in a thread meanwhile; SIGINT is the worker's own.
-    """
-    import threading
-
-    from harness.study.worker import worker_main
-
-    done = threading.Event()
-    books = _Bookkeeping(display, engine, spec, study_id, url, record=True)
-
-    def monitor() -> None:
-        while not done.wait(0.5):
-            books.tick()
-
-    thread = threading.Thread(target=monitor, daemon=True, name="bsnn-progress")
-    thread.start()
-    try:
-        return worker_main(opts, budget, None)
-    finally:
-        done.set()
-        thread.join()
-        books.final()
-
-
-def _run_processes(ctx: Any, n_procs: int, threads: int, opts: Any, budget: Any,
-                   keep_alive: Any, procs: list[Any], stop: dict[str, bool], display: Any,
-                   engine: Any, spec: StudySpec, study_id: int, url: str,
-                   search: _Search | None) -> None:
-    """N worker processes; this process shows progress and drives Optuna until they end."""
-
-    def on_sigint(_signum: int, _frame: Any) -> None:
-        # The terminal sends SIGINT to the workers too; forward it for a `kill -INT` of ours.
-        stop["sigint"] = True
-        for p in procs:
-            if p.is_alive() and p.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGINT)
-
-    books = _Bookkeeping(display, engine, spec, study_id, url, record=search is None)
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with _worker_env(threads):
-            for _ in range(n_procs):
-                p = ctx.Process(target=_worker_entry, args=(opts, budget, keep_alive),
-                                daemon=False)
-                p.start()
-                procs.append(p)
-        while any(p.is_alive() for p in procs):
-            for p in procs:
-                p.join(timeout=0.5 / len(procs))
-            books.tick()
-            if search is not None and (stop["sigint"] or search.step()):
-                keep_alive.clear()
-        if search is not None:
-            search.step()
-        books.final()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        for p in procs:
-            if p.is_alive():
-                p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-
-
-def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | None,
-                    search: Any) -> int:
-    """Start no more workers than there are runs to do (each start costs a torch import)."""
-    if search is not None:
-        return workers if max_runs is None else min(workers, max_runs)
-    counts = claims.count_by_status(engine, study_id)
-    todo = sum(counts.get(k, 0) for k in ("pending", "interrupted", "running"))
-    if max_runs is not None:
-        todo = min(todo, max_runs)
-    return min(workers, todo)
-
-
+                        wall_time_s=wall, new_runs=new_runs, signal=signum)

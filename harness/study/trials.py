@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from harness.store import claims
+from harness.store import engine as store_engine
 from harness.store.schema import FINAL_STATUSES, Run, RunMetric
 from harness.study.spec import PlannedRun, StudySpec, run_key
 
@@ -22,7 +23,10 @@ def _optuna_storage(url: str) -> Any:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, **kwargs)
+    # Optuna creates its tables on first use; two processes doing so at once on a fresh
+    # PostgreSQL database collide on the catalogue (UniqueViolation): one at a time.
+    with store_engine.schema_guard(url):
+        return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def _optuna_study(url: str, spec_name: str, *, direction: str = "maximize",

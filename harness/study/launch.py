@@ -1,0 +1,190 @@
+"""Launchers: where a study's workers run. The coordinator hands one the worker options and a
+``step`` to call while the workers work; the database is the only channel to the workers.
+
+* ``local`` (default): ``--workers`` processes on this machine (a single worker runs in this
+  process, no second interpreter), or with ``--workers-per-gpu K`` K workers per visible GPU,
+  each pinned to its GPU with a 1/K share of its memory;
+* ``none``: start nothing; the command prints the ``bsnn-bench worker`` line to run elsewhere;
+* ``slurm``: a job array of worker tasks (:mod:`harness.study.slurm`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import shlex
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from harness.errors import UserError
+from harness.run.memory import tuned_environ
+from harness.study.options import INLINE_ENV, WorkerOptions
+
+__all__ = ["LAUNCHERS", "Launcher", "LocalLauncher", "NoLauncher", "gpu_assignments",
+           "visible_gpus", "worker_command"]
+
+LAUNCHERS = ("local", "none", "slurm")
+
+
+class Launcher(Protocol):
+    """Start workers for ``opts`` and call ``step()`` about twice a second until they end."""
+
+    #: Whether the coordinator follows the study to its end (False: enqueue and return).
+    follows: bool
+
+    def run(self, opts: WorkerOptions, step: Callable[[], None]) -> list[int | None]:
+        """Run the workers; return their exit codes (None: unknown, still queued)."""
+        ...
+
+    def signal(self, signum: int) -> None:
+        """Pass SIGINT / SIGTERM on to the workers (they stop as documented in the worker)."""
+        ...
+
+
+def worker_command(opts: WorkerOptions, *, max_runs: int | None = None) -> str:
+    """The ``bsnn-bench worker`` command line that works on this study from anywhere."""
+    args = ["bsnn-bench", "worker", "--db", opts.url, "--study", opts.study_name,
+            "--checkpoints", opts.checkpoints]
+    if max_runs is not None:
+        args += ["--max-runs", str(max_runs)]
+    return shlex.join(args)
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else all of torch's."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_assignments(gpus: Sequence[str], per_gpu: int) -> list[tuple[str, float]]:
+    """``(device, memory fraction)`` of each of ``per_gpu * len(gpus)`` workers: GPU by GPU,
+    ``per_gpu`` workers on each, every one with ``1 / per_gpu`` of its GPU's memory."""
+    if per_gpu < 1:
+        raise UserError(f"--workers-per-gpu must be at least 1, got {per_gpu}")
+    if not gpus:
+        raise UserError("--workers-per-gpu: no GPU is visible (CUDA_VISIBLE_DEVICES, "
+                        "torch.cuda.device_count())")
+    return [(f"cuda:{g}", 1.0 / per_gpu) for g in gpus for _ in range(per_gpu)]
+
+
+@contextlib.contextmanager
+def _worker_env(threads: int) -> Iterator[None]:
+    """Environment the spawned workers start with (thread counts, allocator tuning)."""
+    saved = dict(os.environ)
+    try:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+        tuned = tuned_environ()
+        if tuned is not None:
+            os.environ.update(tuned)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _worker_entry(opts: WorkerOptions) -> None:
+    from harness.study.worker import worker_main
+
+    code = worker_main(opts)
+    # Everything is committed by now; skipping interpreter teardown (torch, Lightning) saves
+    # seconds per worker at the end of every study.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@dataclasses.dataclass
+class LocalLauncher:
+    """Worker processes on this machine (or one worker in this process)."""
+
+    workers: int
+    #: Run a single worker in this process (no search: its Optuna steps need this thread).
+    inline_ok: bool = True
+    #: Per worker ``(device, memory fraction)``; None: the run configuration's device.
+    gpus: list[tuple[str, float]] | None = None
+    follows: bool = True
+
+    def __post_init__(self) -> None:
+        self.procs: list[Any] = []
+
+    def run(self, opts: WorkerOptions, step: Callable[[], None]) -> list[int | None]:
+        if self.workers == 1 and self.inline_ok and not self.gpus \
+                and os.environ.get(INLINE_ENV, "1") != "0":
+            return [self._inline(opts, step)]
+        ctx = multiprocessing.get_context("spawn")
+        with _worker_env(opts.threads or 1):
+            for i in range(self.workers):
+                wopts = opts
+                if self.gpus:
+                    device, fraction = self.gpus[i % len(self.gpus)]
+                    wopts = dataclasses.replace(opts, device=device,
+                                                gpu_memory_fraction=fraction)
+                p = ctx.Process(target=_worker_entry, args=(wopts,), daemon=False)
+                p.start()
+                self.procs.append(p)
+        try:
+            while any(p.is_alive() for p in self.procs):
+                for p in self.procs:
+                    p.join(timeout=0.5 / len(self.procs))
+                step()
+        finally:
+            for p in self.procs:
+                if p.is_alive():
+                    p.join(timeout=60)
+                if p.is_alive():
+                    p.kill()
+        return [p.exitcode for p in self.procs]
+
+    def _inline(self, opts: WorkerOptions, step: Callable[[], None]) -> int:
+        """One worker in this process: no second interpreter to start and no torch to
+        re-import. ``step`` runs in a thread meanwhile; the signals are the worker's own."""
+        from harness.study.worker import worker_main
+
+        done = threading.Event()
+
+        def monitor() -> None:
+            while not done.wait(0.5):
+                with contextlib.suppress(Exception):
+                    step()
+
+        thread = threading.Thread(target=monitor, daemon=True, name="bsnn-progress")
+        thread.start()
+        try:
+            return worker_main(opts)
+        finally:
+            done.set()
+            thread.join()
+
+    def signal(self, signum: int) -> None:
+        # The terminal sends SIGINT to the workers too; this covers a `kill -INT` of ours and
+        # SIGTERM, which only we receive when a scheduler stops the coordinator.
+        for p in self.procs:
+            if p.is_alive() and p.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signum)
+
+
+@dataclasses.dataclass
+class NoLauncher:
+    """Start nothing: print the command that starts a worker anywhere, and return."""
+
+    max_runs: int | None = None
+    follows: bool = False
+
+    def run(self, opts: WorkerOptions, step: Callable[[], None]) -> list[int | None]:
+        print("enqueued; start workers anywhere that reaches the database with:\n  "
+              + worker_command(opts, max_runs=self.max_runs))
+        return []
+
+    def signal(self, signum: int) -> None:
+        return None
+
