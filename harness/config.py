@@ -97,7 +97,7 @@ class TrainConfig:
 _SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def _build(cls: type, data: Any, path: str) -> Any:
+def build_dataclass(cls: type, data: Any, path: str) -> Any:
     if isinstance(data, cls):
         return data
     if not isinstance(data, Mapping):
@@ -112,7 +112,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
     for key, value in data.items():
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{path}.{key}")
+            kwargs[key] = build_dataclass(tp, value, f"{path}.{key}")
             continue
         if tp is dict:
             if not isinstance(value, Mapping):
@@ -129,13 +129,13 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _plain(obj: Any) -> Any:
+def plain_data(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: plain_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple | list):
-        return [_plain(v) for v in obj]
+        return [plain_data(v) for v in obj]
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: plain_data(v) for k, v in obj.items()}
     return obj
 
 
@@ -165,7 +165,7 @@ class RunConfig:
             raise ConfigError(f"unknown section '{unknown[0]}' (expected: dataset, model, "
                               f"train, factors)")
         kwargs: dict[str, Any] = {
-            name: _build(sec, data.get(name) or {}, name) for name, sec in _SECTIONS.items()
+            name: build_dataclass(sec, data.get(name) or {}, name) for name, sec in _SECTIONS.items()
         }
         raw_factors = data.get("factors") or {}
         if not isinstance(raw_factors, Mapping):
@@ -181,7 +181,7 @@ class RunConfig:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {name: _plain(getattr(self, name)) for name in _SECTIONS}
+        out = {name: plain_data(getattr(self, name)) for name in _SECTIONS}
         out["factors"] = {f: lvl.to_dict() for f, lvl in self.factors.items()}
         return out
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import RunConfig, _build, _plain
+from harness.config import RunConfig, build_dataclass, plain_data
 from harness.data import cache, digits_dvs, real, synthetic_gestures
 from harness.data.dvs_sim import EVENT_DTYPE
 from harness.data.frames import Preprocess, fast_frames, to_frames
@@ -146,7 +146,7 @@ class _Source:
         self._pools: dict[str, _Pool] = {}
         if spec.embedded:
             cls, self._generate, self._labels = _GENERATORS[spec.name]
-            self.params = _build(cls, self.options, "dataset.options")
+            self.params = build_dataclass(cls, self.options, "dataset.options")
             self.denoise_us = None
         else:
             unknown = sorted(set(self.options) - ({"denoise_us"} if spec.denoise_us is not None
@@ -174,7 +174,7 @@ class _Source:
 
     def _open(self, name: str) -> _Pool:
         if self.params is not None:
-            key = _plain(self.params)
+            key = plain_data(self.params)
             gen = self._generate
             params = self.params
             name_ = self.spec.name
@@ -270,7 +270,7 @@ def build_data(cfg: RunConfig) -> DataBundle:
             indices = indices[:limit]
         pool = source.pool(pool_name)
         base = {"dataset": spec.name, "split": split, "source": pool.identity,
-                "indices": _digest(indices), "preprocess": _plain(prep)}
+                "indices": _digest(indices), "preprocess": plain_data(prep)}
         want_events = split == "train" and aug.needs_events
 
         def preprocessed(pool: _Pool = pool, indices: np.ndarray = indices) -> list[np.ndarray]:

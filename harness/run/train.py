@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from torch import Tensor, nn
 
@@ -333,7 +334,8 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
     with _quiet(progress):
         trainer = L.Trainer(
             max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=False,
-            enable_checkpointing=ckpt_dir is not None, enable_progress_bar=progress,
+            enable_checkpointing=any(isinstance(cb, Checkpoint) for cb in all_callbacks),
+            enable_progress_bar=progress,
             enable_model_summary=False, num_sanity_val_steps=0, callbacks=all_callbacks,
             gradient_clip_val=tc.grad_clip, gradient_clip_algorithm="norm",
             deterministic="warn" if _uses_gpu(tc.accelerator) else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import threading
 import time
 import traceback
@@ -94,7 +95,9 @@ def _outcome(result: Any) -> dict[str, Any]:
 def _failure(exc: BaseException, signals: Any) -> dict[str, Any]:
     empty = dict(metrics={}, curves={}, wall_time_s=None, device=None)
     if signals.requested is not None:
-        return dict(status="interrupted", error="interrupted (signal); re-run to resume", **empty)
+        name = signal.Signals(signals.requested).name
+        return dict(status="interrupted",
+                    error=f"interrupted ({name}); re-run the command to resume", **empty)
     if isinstance(exc, UserError | TrickError):
         # The user's setting, not a bug: the message says it all, no traceback.
         return dict(status="failed", error=f"{type(exc).__name__}: {exc}", **empty)
