@@ -10,6 +10,7 @@ weights; the data order is drawn from (seed, epoch)), and the torch random state
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ class Preemption(Checkpoint):
         self.every_s = every_s
         self._last = time.monotonic()
         self.saves = 0
+        #: The SIGTERM handler outside the fit (the study worker's), called on from ours.
+        self._outer = signal.getsignal(signal.SIGTERM)
 
     @property
     def state_key(self) -> str:
@@ -50,6 +53,16 @@ class Preemption(Checkpoint):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._last = time.monotonic()
+        # Lightning's own SIGTERM handler (installed by fit, restored after it) stops training
+        # at the next batch with SystemExit, before any epoch end could checkpoint: take
+        # SIGTERM over for the fit, so the run stops at the end of its epoch instead.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop.set()
+        if callable(self._outer):
+            self._outer(signum, frame)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         stopping = self.stop.is_set()

@@ -134,6 +134,10 @@ def run_attempt(att: Attempt, claim: claims.Claim) -> None:
         finally:
             signals.in_run = False
         outcome = _outcome(result)
+        if outcome["status"] == "interrupted" and signals.requested is not None:
+            name = signal.Signals(signals.requested).name
+            outcome["error"] = (f"interrupted ({name}): {outcome['error']}; the next worker "
+                                f"resumes from the checkpoint")
         if any(getattr(cb, "pruned", False) for cb in callbacks):
             outcome["status"] = "pruned"
     except BaseException as exc:  # noqa: BLE001 - every outcome of a run is recorded
