@@ -241,6 +241,9 @@ def _quiet(progress: bool) -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
             warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
+            # Each run is one process by design (the LightningEnvironment plugin below); the
+            # checkpoint connector still probes for Slurm on every fit and would advise srun.
+            warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
             yield
     finally:
         for lg, lvl in zip(loggers, levels):
