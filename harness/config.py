@@ -165,7 +165,8 @@ class RunConfig:
             raise ConfigError(f"unknown section '{unknown[0]}' (expected: dataset, model, "
                               f"train, factors)")
         kwargs: dict[str, Any] = {
-            name: build_dataclass(sec, data.get(name) or {}, name) for name, sec in _SECTIONS.items()
+            name: build_dataclass(sec, data.get(name) or {}, name)
+            for name, sec in _SECTIONS.items()
         }
         raw_factors = data.get("factors") or {}
         if not isinstance(raw_factors, Mapping):

@@ -21,7 +21,8 @@ HARNESS = ROOT / "harness"
 MAX_LINES = 300
 #: Over the limit, owned by other open issues (their split is theirs); listed so that the list
 #: can only shrink: a listed module that is back under the limit fails the test too.
-OVERSIZE_ELSEWHERE = {"harness/report/tables.py", "harness/run/train.py", "harness/data/pipeline.py"}
+OVERSIZE_ELSEWHERE = {"harness/report/tables.py", "harness/run/train.py",
+                      "harness/data/pipeline.py"}
 
 #: Which stages a stage may import. "core" is harness.config, harness.errors, harness.yamlio.
 ALLOWED = {

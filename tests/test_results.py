@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
-from harness.errors import StorageError
 import tricks
+from harness.errors import StorageError
 from harness.results import curves_frame, list_studies, runs_frame, study_levels
 from harness.store import control
 from harness.store.schema import (

@@ -8,7 +8,8 @@ Signals:
 
 * SIGINT (Ctrl-C): the run in flight stops at once and is recorded ``interrupted`` (the next
   command re-runs it); no new run starts; further SIGINTs are ignored while that is written.
-* SIGTERM (Slurm's preemption or time-limit signal, ``kill``): the run in flight trains to the
+* SIGTERM (Slurm's preemption or time-limit signal, ``kill``; SIGUSR2, submitit's time-limit
+  warning, the same): the run in flight trains to the
   end of its current epoch, saves a checkpoint, is recorded ``interrupted`` and handed back; the
   worker exits 143. Whoever claims the run next resumes it from that checkpoint.
 """
@@ -48,6 +49,11 @@ def _resolve_run_fn() -> Callable[..., Any]:
     return train_run
 
 
+#: Signals that checkpoint the run in flight: SIGTERM, and SIGUSR2, which submitit asks Slurm to
+#: send ahead of a task's time limit (``--signal=USR2@90``).
+PREEMPT_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR2", None)) if s)
+
+
 class Signals:
     """SIGINT raises KeyboardInterrupt while a run trains (otherwise it sets a flag); SIGTERM
     sets ``preempt``, which the run's checkpoint callback obeys at the end of the epoch."""
@@ -61,7 +67,7 @@ class Signals:
         if self.requested is not None:
             return
         self.requested = signum
-        if signum == signal.SIGTERM:
+        if signum in PREEMPT_SIGNALS:
             self.preempt.set()
         elif self.in_run:
             raise KeyboardInterrupt
@@ -70,7 +76,7 @@ class Signals:
         """Take SIGINT and SIGTERM (main thread only); returns what restores the old ones."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, self) for s in (signal.SIGINT, *PREEMPT_SIGNALS)}
 
         def restore() -> None:
             for s, h in old.items():
@@ -79,7 +85,7 @@ class Signals:
         return restore
 
     def exit_code(self) -> int:
-        return EXIT_SIGTERM if self.requested == signal.SIGTERM else EXIT_INTERRUPTED
+        return EXIT_SIGTERM if self.requested in PREEMPT_SIGNALS else EXIT_INTERRUPTED
 
 
 def _prepare_device(opts: WorkerOptions) -> None:
