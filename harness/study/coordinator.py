@@ -268,12 +268,15 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
 
 def _outcome(engine: Any, study_id: int, display: Any, codes: list[int | None],
              signum: int | None, t0: float, new_runs: int) -> StudyOutcome:
-    if signum is None and any(c == EXIT_SIGTERM for c in codes):
-        signum = signal.SIGTERM
-    interrupted = signum is not None or any(c in (EXIT_INTERRUPTED, EXIT_SIGTERM)
-                                            for c in codes)
-    crashed = [c for c in codes if c is not None and c not in (0, EXIT_INTERRUPTED, EXIT_SIGTERM)]
     counts = claims.count_by_status(engine, study_id)
+    left = sum(counts.get(k, 0) for k in ("pending", "interrupted", "running"))
+    # A worker stopped by a signal of its own (a preempted or cancelled Slurm task) interrupts
+    # the study only when it left work undone: the other workers may have finished it.
+    if signum is None and left and any(c == EXIT_SIGTERM for c in codes):
+        signum = signal.SIGTERM
+    interrupted = signum is not None or (left > 0 and any(
+        c in (EXIT_INTERRUPTED, EXIT_SIGTERM) for c in codes))
+    crashed = [c for c in codes if c is not None and c not in (0, EXIT_INTERRUPTED, EXIT_SIGTERM)]
     with Session(engine) as s:
         failed = list(s.scalars(select(Run.run_key).where(
             Run.study_id == study_id, Run.status == "failed").order_by(Run.position)))
