@@ -116,6 +116,9 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
 
         gpus = gpu_assignments(visible_gpus(), workers_per_gpu)
         workers = len(gpus)
+    if spec.design == "search" and (launcher == "none" or (slurm or {}).get("detach")):
+        raise UserError("design: search needs a coordinator that asks Optuna for trials "
+                        "while workers run: use --launcher local or slurm, without --detach")
     if dry_run:
         print(describe_plan(spec, url, workers))
         return 0
@@ -223,9 +226,11 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
         launcher.inline_ok = search is None
         if n_procs == 0:
             launcher.workers, launcher.inline_ok = 1, True
+    elif not isinstance(launcher, NoLauncher) and hasattr(launcher, "workers"):
+        launcher.workers = max(1, n_procs)  # no more Slurm tasks than runs to do
     lease_s, beat_s = lease_from_env()
     budget_id = None
-    if max_runs is not None and launcher.follows:
+    if max_runs is not None and not isinstance(launcher, NoLauncher):
         budget_id = control.create_budget(engine, study_id, max_runs)
     opts = WorkerOptions(url=url, study_id=study_id, study_name=spec.name, lease_s=lease_s,
                          heartbeat_s=beat_s, threads=max(1, _cores() // max(1, n_procs)),
@@ -235,9 +240,6 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
                          **({"checkpoint_every_s": checkpoint_every_s}
                             if checkpoint_every_s is not None else {}))
     if not launcher.follows:
-        if search is not None:
-            raise UserError("design: search needs a coordinator asking Optuna for trials; "
-                            "use --launcher local or slurm")
         launcher.run(opts, lambda: None)
         engine.dispose()
         return StudyOutcome(counts=claims.count_by_status(engine, study_id), failed=[],
