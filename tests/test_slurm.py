@@ -206,3 +206,46 @@ def test_sigterm_to_a_task_mid_run_then_the_same_command_resumes_it(
         with Session(e) as s, s.begin():
             s.execute(delete(Study).where(Study.name == ref_name))
         e.dispose()
+
+
+def _array_gone(array: str, timeout: float = 180) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True)
+        if not out.stdout.strip():
+            return True
+        time.sleep(1)
+    return False
+
+
+def test_detach_returns_once_queued_and_ctrl_c_cancels_the_array(
+        slurm: None, postgres_url: str, study: str, tmp_path: Path) -> None:
+    import signal
+
+    spec = write_spec(tmp_path / "s.yaml", study)
+    env = fake_env(tmp_path / "log", 0.3)
+    detached = subprocess.run(_slurm_cmd(spec, postgres_url, tmp_path, "--detach"), env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert detached.returncode == 0, detached.stderr
+    array = detached.stdout.split("submitted Slurm job array ")[1].split()[0]
+    assert _array_gone(array)  # the tasks drained the study without anyone following it
+    assert Counter(r.status for r in _runs(postgres_url, study)) == {"complete": 24}
+
+    again = write_spec(tmp_path / "t.yaml", f"{study}-c")
+    try:
+        proc = subprocess.Popen(_slurm_cmd(again, postgres_url, tmp_path), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait(postgres_url, f"{study}-c", lambda runs: any(r.status == "complete" for r in runs))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 130, err
+        array = out.split("submitted Slurm job array ")[1].split()[0]
+        assert _array_gone(array, timeout=10)  # cancelled, and waited for
+        runs = _runs(postgres_url, f"{study}-c")
+        assert not any(r.status == "running" for r in runs)
+        assert sum(r.status == "complete" for r in runs) < 24
+    finally:
+        e = create_engine(postgres_url)
+        with Session(e) as s, s.begin():
+            s.execute(delete(Study).where(Study.name == f"{study}-c"))
+        e.dispose()
