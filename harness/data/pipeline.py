@@ -1,17 +1,8 @@
 """The data of one run: ``build_data(cfg) -> DataBundle`` (see docs/architecture.md).
 
-Datasets (``dataset.name``):
-
-================== ========== ===== ================ ===============================================
-name               sensor     T     input            notes
-================== ========== ===== ================ ===============================================
-digits-dvs         34x34x2    6     2x17x17          embedded: sklearn digits, simulated saccades
-synthetic-gestures 34x34x2    10    2x17x17          embedded: 8 motion classes (see its module)
-nmnist             34x34x2    18    2x34x34          tonic; Denoise(10 ms) first (He et al.'s code)
-dvsgesture         128x128x2  25    2x32x32          tonic; 11 classes
-cifar10dvs         128x128x2  10    2x48x48          tonic + ``aedat``; seeded 90/10 per-class split
-shd                700x1x1    50    700              tonic; audio channels, ~20 ms bins (see below)
-================== ========== ===== ================ ===============================================
+Datasets (``dataset.name``): one record each in :mod:`harness.data.catalogue` (sensor, default
+T and input, reader, layout, split rule, default preprocessing); ``bsnn-bench datasets`` lists them
+and whether each is found on this machine.
 
 SHD: recordings last about 1 s and spoken digits change on the 10-50 ms scale of formants;
 T=50 bins of ~20 ms keep that while a run costs half of Cramer et al.'s 100 x 10 ms.
@@ -27,7 +18,7 @@ counts carry how much changed, which binary frames discard. Spatial downsampling
 ``Downsample`` on events, which is sum pooling of the frames.
 
 Where things live: real datasets under ``dataset.root``, else ``$BSNN_DATA_DIR``, else
-``~/.cache/bsnn-bench/data`` (layouts in :data:`harness.data.real.LAYOUTS`); generated events
+``~/.cache/bsnn-bench/data`` (layouts in :mod:`harness.data.catalogue`); generated events
 and frames under ``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench`` (safe to delete).
 
 ``dataset.options`` (all optional): embedded datasets take their generator parameters
@@ -39,13 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 
 from harness.config import RunConfig, _build, _plain
-from harness.data import cache, digits_dvs, real, synthetic_gestures
+from harness.data import cache, real
+from harness.data.catalogue import CATALOGUE, DatasetRecord, record
 from harness.data.dvs_sim import EVENT_DTYPE
 from harness.data.frames import Preprocess, fast_frames, to_frames
 from harness.data.loaders import FrameLoader
@@ -59,31 +50,9 @@ __all__ = ["DATASETS", "DataBundle", "DatasetSpec", "SPLIT_SEED", "build_data", 
 SPLIT_SEED = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """Per-dataset defaults."""
-
-    name: str
-    sensor_size: tuple[int, int, int]
-    num_classes: int
-    time_steps: int
-    target_size: tuple[int, int]
-    #: Default ``Denoise`` filter time (the one dataset option of a real dataset that has it).
-    denoise_us: float | None = None
-    embedded: bool = False
-    #: Share of each class held out as the test split; None: the dataset's own test split.
-    test_fraction: float | None = None
-
-
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("digits-dvs", (34, 34, 2), 10, 6, (17, 17), embedded=True, test_fraction=0.15),
-    DatasetSpec("synthetic-gestures", (34, 34, 2), len(synthetic_gestures.CLASSES), 10, (17, 17),
-                embedded=True, test_fraction=0.15),
-    DatasetSpec("nmnist", (34, 34, 2), 10, 18, (34, 34), denoise_us=10_000.0),
-    DatasetSpec("dvsgesture", (128, 128, 2), 11, 25, (32, 32)),
-    DatasetSpec("cifar10dvs", (128, 128, 2), 10, 10, (48, 48), test_fraction=0.10),
-    DatasetSpec("shd", (700, 1, 1), 20, 50, (700, 1)),
-)}
+#: The datasets (one record each, :mod:`harness.data.catalogue`), by ``dataset.name``.
+DATASETS = CATALOGUE
+DatasetSpec = DatasetRecord
 
 
 @dataclasses.dataclass
@@ -98,10 +67,7 @@ class DataBundle:
 
 
 def _spec(cfg: RunConfig) -> DatasetSpec:
-    name = cfg.dataset.name
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset.name '{name}' (known: {', '.join(DATASETS)})")
-    return DATASETS[name]
+    return record(cfg.dataset.name)
 
 
 def _per_class_split(labels: np.ndarray, fraction: float,
@@ -126,16 +92,6 @@ class _Pool:
     identity: dict
 
 
-#: The embedded datasets' generators: name -> (parameter class, generate, labels(params)).
-_GENERATORS: dict[str, tuple[type, Callable[..., list[np.ndarray]],
-                             Callable[[Any], np.ndarray]]] = {
-    "digits-dvs": (digits_dvs.DigitsDVSParams, digits_dvs.generate,
-                   lambda params: digits_dvs.labels()),
-    "synthetic-gestures": (synthetic_gestures.SyntheticGesturesParams,
-                           synthetic_gestures.generate, synthetic_gestures.labels),
-}
-
-
 class _Source:
     """Where a dataset's samples come from and how they are split."""
 
@@ -145,7 +101,8 @@ class _Source:
         self.options = dict(cfg.dataset.options)
         self._pools: dict[str, _Pool] = {}
         if spec.embedded:
-            cls, self._generate, self._labels = _GENERATORS[spec.name]
+            assert spec.generator is not None
+            cls, self._generate, self._labels = spec.generator
             self.params = _build(cls, self.options, "dataset.options")
             self.denoise_us = None
         else:
