@@ -23,7 +23,8 @@ and frames under ``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench`` (safe to dele
 
 ``dataset.options`` (all optional): embedded datasets take their generator parameters
 (``samples_per_class``, ``seed``, ... and ``sensor: {threshold_on: ..., shot_noise_hz: ...}``);
-``nmnist`` takes ``denoise_us`` (null: off).
+real datasets take ``denoise_us``, ``resize``, ``normalize`` and ``split`` where they apply
+(:mod:`harness.data.options`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ from harness.config import RunConfig, _build, _plain
 from harness.data import cache, real
 from harness.data.catalogue import CATALOGUE, DatasetRecord, record
 from harness.data.dvs_sim import EVENT_DTYPE
-from harness.data.frames import Preprocess, fast_frames, to_frames
+from harness.data.frames import Preprocess, fast_frames
+from harness.data.options import RealOptions, parse_real_options
+from harness.data.splits import file_order_split
 from harness.data.loaders import FrameLoader
 from harness.errors import ConfigError
-from tricks._registry import _coerce
 from tricks.augmentation import Augmentation
 
 __all__ = ["DATASETS", "DataBundle", "DatasetSpec", "SPLIT_SEED", "build_data", "check_dataset"]
@@ -90,6 +92,8 @@ class _Pool:
     #: Raw events of the given sample indices.
     read_many: Callable[[np.ndarray], list[np.ndarray]]
     identity: dict
+    #: The recordings' paths (real datasets with one file per sample), in pool order.
+    paths: list[str] | None = None
 
 
 class _Source:
@@ -104,19 +108,12 @@ class _Source:
             assert spec.generator is not None
             cls, self._generate, self._labels = spec.generator
             self.params = _build(cls, self.options, "dataset.options")
+            self.real_options = RealOptions()
             self.denoise_us = None
         else:
-            unknown = sorted(set(self.options) - ({"denoise_us"} if spec.denoise_us is not None
-                                                  else set()))
-            if unknown:
-                raise ConfigError(f"unknown key 'dataset.options.{unknown[0]}' for dataset "
-                                  f"'{spec.name}'")
             self.params = None
-            self.denoise_us = self.options.get("denoise_us", spec.denoise_us)
-            if self.denoise_us is not None:
-                ok, self.denoise_us = _coerce(float, self.denoise_us)
-                if not ok or self.denoise_us <= 0:
-                    raise ConfigError("'dataset.options.denoise_us' must be a number > 0 or null")
+            self.real_options = parse_real_options(spec, self.options)
+            self.denoise_us = self.real_options.denoise_us
 
     @property
     def sensor_size(self) -> tuple[int, int, int]:
@@ -148,7 +145,8 @@ class _Source:
             return _Pool(self._labels(params), read_many, {"generator": key})
         ds = self.cfg.dataset
         pool = real.open_pool(self.spec.name, name, ds.root, download=ds.download)
-        return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity)
+        return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity,
+                     pool.paths)
 
     def plan(self) -> dict[str, tuple[str, np.ndarray]]:
         """split -> (pool name, indices into it), deterministic."""
@@ -158,7 +156,12 @@ class _Source:
             raise ConfigError(f"'dataset.val_fraction' must be in [0, 1), got {val_fraction}")
         if self.spec.test_fraction is not None:
             pool = "all"
-            rest, test = _per_class_split(self.pool(pool).labels, self.spec.test_fraction, rng)
+            if self.real_options.split == "file-order":
+                rest, test = file_order_split(self.pool(pool).labels, self.pool(pool).paths,
+                                              self.spec.test_fraction)
+            else:
+                rest, test = _per_class_split(self.pool(pool).labels, self.spec.test_fraction,
+                                              rng)
             labels = self.pool(pool).labels[rest]
             train_pos, val_pos = _per_class_split(labels, val_fraction, rng)
             return {"train": (pool, rest[train_pos]), "val": (pool, rest[val_pos]),
@@ -211,7 +214,13 @@ def build_data(cfg: RunConfig) -> DataBundle:
     source = _Source(cfg, spec)
     sensor = source.sensor_size
     steps, target = _resolve_sizes(cfg, spec, sensor)
-    prep = Preprocess(sensor_size=sensor, target_size=target, denoise_us=source.denoise_us)
+    options = source.real_options
+    prep = Preprocess(sensor_size=sensor, target_size=target, denoise_us=source.denoise_us,
+                      resize=options.resize, normalize=options.normalize)
+    if options.resize == "bilinear" and aug.needs_events:
+        raise ConfigError(f"factors.augmentation: {aug.label()} acts on events, but "
+                          f"dataset.options.resize: bilinear makes real-valued frames; use a "
+                          f"frame-level augmentation (random-crop, flip-lr) or resize: sum")
     out_sensor = prep.out_sensor_size
     input_shape = _input_shape(out_sensor)
     if aug.spatial and len(input_shape) != 3:
@@ -242,9 +251,7 @@ def build_data(cfg: RunConfig) -> DataBundle:
         def build(events: list[np.ndarray] | None = events,
                   f: Callable[[], list[np.ndarray]] = preprocessed) -> dict[str, np.ndarray]:
             evs = events if events is not None else f()
-            frames = np.stack([to_frames(e, out_sensor, steps) for e in evs]) if evs else \
-                np.zeros((0, steps, out_sensor[2], out_sensor[1], out_sensor[0]))
-            return {"frames": np.clip(frames, 0, 255).astype(np.uint8)}
+            return {"frames": prep.frames(evs, steps)}
 
         arrays = cache.load_or_build("frames", f"{spec.name}-{split}",
                                      {**base, "time_steps": steps}, build)

@@ -109,6 +109,8 @@ class RealPool:
     read: Callable[[int], np.ndarray]
     #: Identifies the files read, for the cache key (path and sample count).
     identity: dict
+    #: One path per sample, in pool order (None: one file holds the split).
+    paths: list[str] | None = None
 
     @property
     def size(self) -> int:
@@ -187,4 +189,4 @@ def open_pool(name: str, pool: str, root: str | None, *, download: bool = False)
         return checks.sort_by_time(path, events)
 
     return RealPool(labels, read,
-                    {"path": str(Path(ds.location_on_system).resolve()), "n": len(paths)})
+                    {"path": str(Path(ds.location_on_system).resolve()), "n": len(paths)}, paths)
