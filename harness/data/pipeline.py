@@ -13,9 +13,11 @@ Validation is a per-class ``dataset.val_fraction`` of the training data. Each sp
 fixed shuffled order, so ``dataset.limit`` (the first N of each split) keeps every class.
 
 Frames are event counts (tonic ``ToFrame``), stored as uint8 (clipped at 255) and fed as float
-counts, not clipped to 1: the first layer is full precision in every binarization level, and
-counts carry how much changed, which binary frames discard. Spatial downsampling is tonic's
-``Downsample`` on events, which is sum pooling of the frames.
+counts, not clipped to 1: counts carry how much changed, which binary frames discard. Spatial
+downsampling is tonic's ``Downsample`` on events, which is sum pooling of the frames, unless
+``dataset.options.resize: bilinear`` (He et al.'s resize of CIFAR10-DVS and DVS Gesture frames).
+Every real recording is checked against its dataset's sensor size before it reaches tonic's
+kernels (:mod:`harness.data.checks`).
 
 Where things live: real datasets under ``dataset.root``, else ``$BSNN_DATA_DIR``, else
 ``~/.cache/bsnn-bench/data`` (layouts in :mod:`harness.data.catalogue`); generated events

@@ -161,8 +161,13 @@ def open_pool(name: str, pool: str, root: str | None, *, download: bool = False)
         path = Path(ds.location_on_system, ds.data_filename)
         with h5py.File(path, "r") as fh:
             labels = np.asarray(fh["labels"][()], dtype=np.int64)
-        return RealPool(labels, lambda i: _to_common(ds[i][0]),
-                        {"path": str(path.resolve()), "n": len(labels)})
+
+        def read_sample(i: int) -> np.ndarray:
+            events = _to_common(ds[i][0])
+            checks.check_events(rec, f"{path} (sample {i})", events)
+            return checks.sort_by_time(f"{path} (sample {i})", events)
+
+        return RealPool(labels, read_sample, {"path": str(path.resolve()), "n": len(labels)})
     order = np.argsort(np.asarray(ds.data, dtype=str), kind="stable")
     paths = [ds.data[i] for i in order]
     labels = np.asarray([ds.targets[i] for i in order], dtype=np.int64)
