@@ -142,3 +142,9 @@ def test_label_lists_ignore_comment_lines(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="sample 1 has label 0"):
         build_data(cfg)
     assert nmnist_bytes([(0, 0, 0, 0)], None) == bytes(5)
+
+
+def test_other_text_files_are_not_label_lists(tmp_path: Path) -> None:
+    write_nmnist(tmp_path)
+    (tmp_path / "train_notes.txt").write_text("trained on 2 cores\n1 0\n")
+    build_data(RunConfig.from_dict({"dataset": {"name": "nmnist", "root": str(tmp_path)}}))

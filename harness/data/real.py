@@ -22,7 +22,6 @@ in a deterministic order sorted by file path (tonic's walk order depends on the 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -143,7 +142,7 @@ def open_pool(name: str, pool: str, root: str | None, *, download: bool = False)
     base = data_root(root)
     if rec.needs_module:
         try:
-            importlib.import_module(rec.needs_module)
+            __import__(rec.needs_module)
         except ImportError:
             raise DatasetMissingError(
                 f"dataset '{name}' needs the '{rec.needs_module}' reader, which tonic does not "
