@@ -244,3 +244,17 @@ def test_label_list_disagreeing_with_the_folders_is_refused(tmp_path: Path) -> N
 @needs_nmnist
 def test_real_lists_agree_with_the_shared_tree() -> None:
     check_dataset(nmnist_cfg(NMNIST_ROOT))
+
+
+@needs_nmnist
+def test_nmnist_small_study_split_is_the_documented_one() -> None:
+    """studies/nmnist_small.yaml: 849 train / 151 val (per class round(15 %)) / 100 test."""
+    from harness.data.pipeline import DATASETS, _Source
+
+    plan = _Source(nmnist_cfg(NMNIST_ROOT, val_fraction=0.15), DATASETS["nmnist"]).plan()
+    sizes = {split: len(idx) for split, (_, idx) in plan.items()}
+    assert sizes == {"train": 849, "val": 151, "test": 100}
+    labels = real.open_pool("nmnist", "train", str(NMNIST_ROOT)).labels
+    val = np.bincount(labels[plan["val"][1]], minlength=10).tolist()
+    assert val == [15, 17, 15, 14, 16, 14, 14, 18, 13, 15]
+    assert not set(plan["val"][1].tolist()) & set(plan["train"][1].tolist())

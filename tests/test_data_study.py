@@ -83,7 +83,7 @@ def test_he2025_studies_follow_the_authors_code() -> None:
 
 def test_nmnist_small_study_plan() -> None:
     spec = load_spec(ROOT / "studies" / "nmnist_small.yaml")
-    assert spec.design == "one-at-a-time" and spec.run_count() == 8 * 5
+    assert spec.design == "one-at-a-time" and spec.run_count() == 8 * 6
     cfg = spec.config_for(next(iter(spec.combinations())), 0)
     assert cfg.dataset.name == "nmnist" and cfg.dataset.root is None  # $BSNN_DATA_DIR
     assert cfg.level("binarization").name == "ste"
