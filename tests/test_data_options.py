@@ -148,3 +148,20 @@ def test_other_text_files_are_not_label_lists(tmp_path: Path) -> None:
     write_nmnist(tmp_path)
     (tmp_path / "train_notes.txt").write_text("trained on 2 cores\n1 0\n")
     build_data(RunConfig.from_dict({"dataset": {"name": "nmnist", "root": str(tmp_path)}}))
+
+
+def test_bilinear_dvsgesture_with_frame_crop_like_he2025(tmp_path: Path) -> None:
+    from tests.test_data_real import write_dvsgesture
+
+    write_dvsgesture(tmp_path)
+    cfg = RunConfig.from_dict({
+        "dataset": {"name": "dvsgesture", "root": str(tmp_path), "val_fraction": 0.5,
+                    "options": {"resize": "bilinear"}},
+        "factors": {"augmentation": {"name": "random-crop", "pad": 2}}})
+    data = build_data(cfg)
+    assert data.input_shape == (2, 32, 32) and data.train.frames.dtype == torch.float32
+    # Bilinear resize keeps the mass only approximately; it is not integer counts any more.
+    frames = data.test.frames
+    assert bool((frames >= 0).all()) and bool((frames != frames.round()).any())
+    x, y = next(iter(data.train))
+    assert x.shape == (25, 3, 2, 32, 32) and x.dtype == torch.float32
