@@ -59,6 +59,8 @@ class RunResult:
     error: str | None
     wall_time_s: float
     device: str
+    #: The best-validation weights (CPU tensors) of a complete run, kept for export.
+    best_state: dict[str, Tensor] | None = None
 
 
 class Diverged(RuntimeError):
@@ -360,8 +362,10 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
         metrics.update(module.final)
         metrics.update(cost_metrics(model, synops=module.synops))
     curves = {k: list(v) for k, v in module.history.items()}
+    best = module.best_state if status == "complete" else None
     return RunResult(status=status, metrics=metrics, curves=curves, error=error,
-                     wall_time_s=time.perf_counter() - start, device=device)
+                     wall_time_s=time.perf_counter() - start, device=device,
+                     best_state={k: v.cpu() for k, v in best.items()} if best else None)
 
 
 def _uses_gpu(accelerator: str) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     event,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -25,8 +26,16 @@ from harness.store.schema import (
 
 DEFAULT_DB = "sqlite:///results.sqlite"
 _READ_ONLY = "bsnn_read_only"
+
+
+def _add_weights_columns(s: Session) -> None:
+    """1 -> 2: where each run's kept weights are, and their SHA-256."""
+    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_path VARCHAR(1024)"))
+    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_sha256 VARCHAR(64)"))
+
+
 #: Migration steps: ``MIGRATIONS[v]`` upgrades a database from schema version v to v + 1.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {1: _add_weights_columns}
 
 
 def _is_sqlite(url: str) -> bool:
