@@ -107,7 +107,7 @@ def fold_network(model: nn.Module) -> list[Op]:
     """The folded operations of an evaluation-mode ``model`` (a :class:`models.Network`)."""
     if getattr(model, "readout", "spike") != "spike":
         raise DeployError("a non-spiking (membrane) readout cannot be exported: choose a loss "
-                          "with a spike readout (factors.loss: mse-count or ce-count)")
+                          "with a spike readout (factors.loss: ce-rate, mse-rate or ce-count)")
     layers = list(model.layers)  # type: ignore[attr-defined]
     ops: list[Op] = []
     in_gain = 1.0  # value of one unit of the next synapse's (integer) input
