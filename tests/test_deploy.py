@@ -182,3 +182,27 @@ def test_fp32_run_exports_to_nir(tmp_path: Path) -> None:
         ref = model(x).numpy()
     got = simulate(to_nir(fold_network(model), (2, 12, 12)), x.numpy())
     assert (got == ref).mean() >= 0.995
+
+
+@pytest.mark.parametrize("case", CASES[:3])
+def test_norse_imports_the_norse_convention_graph(case: tuple) -> None:
+    """Norse 1.1 ignores the LIF's r: the `norse` convention (r = 1, thresholds x (1 - beta))."""
+    norse = pytest.importorskip("norse.torch", reason="norse not installed (install it with "
+                                "pip install --no-deps norse nirtorch: its torchvision "
+                                "dependency would pull a CUDA torch)")
+    model = _model(*case)
+    x = _frames(32)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    graph = to_nir(fold_network(model), (2, 12, 12), convention="norse")
+    net = norse.from_nir(graph, dt=1.0, ignore_warnings=True)
+    got = np.zeros_like(ref)
+    with torch.no_grad():
+        # One sample at a time: Norse maps NIR's per-sample Flatten(0, -1) onto the batch too.
+        for n in range(x.shape[1]):
+            state = None
+            for t in range(x.shape[0]):
+                out, state = net(x[t, n], state)
+                got[t, n] = out.numpy()
+    assert (got == ref).mean() >= 0.995
+    assert (got.sum(0).argmax(-1) == ref.sum(0).argmax(-1)).mean() >= 0.97
