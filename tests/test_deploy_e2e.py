@@ -87,6 +87,8 @@ def test_study_run_exports_to_nir_and_packed_and_both_verify(
     # Deleting the weights folder breaks no report, and export says what is missing.
     shutil.rmtree(tmp_path / "r-weights")
     assert main(["report", "--db", url, "--out", str(tmp_path / "reports")]) == 0
+    top = (tmp_path / "reports" / "deploy" / "top_configurations.csv").read_text()
+    assert "exported and verified" in top and "nir, packed" in top
     capsys.readouterr()
     assert main(["export", "--db", url, "--study", "deploy", "--format", "packed",
                  "--out", str(tmp_path / "x.npz")]) == 2
