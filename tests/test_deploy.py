@@ -211,3 +211,18 @@ def test_norse_imports_the_norse_convention_graph(case: tuple) -> None:
                 got[t, n] = out.numpy()
     assert (got == ref).mean() >= 0.995
     assert (got.sum(0).argmax(-1) == ref.sum(0).argmax(-1)).mean() >= 0.97
+
+
+def test_mlp_exports_to_both_formats(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    c = cfg({"binarization": "ste-clip", "shift_bn": "on"},
+            model={"arch": "mlp", "neuron": {"beta": 0.5, "reset": "zero", "threshold": 0.3}})
+    model = build_model(c, input_shape=(2, 12, 12), num_classes=5).eval()
+    x = _frames(32)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert ref.sum() > 0
+    ops = fold_network(model)
+    write_packed(tmp_path / "m.npz", ops, header={})
+    assert np.array_equal(run_packed(tmp_path / "m.npz", x.numpy()), ref)
+    assert np.array_equal(simulate(to_nir(ops, (2, 12, 12)), x.numpy()), ref)
