@@ -226,3 +226,26 @@ def test_mlp_exports_to_both_formats(tmp_path: Path) -> None:
     write_packed(tmp_path / "m.npz", ops, header={})
     assert np.array_equal(run_packed(tmp_path / "m.npz", x.numpy()), ref)
     assert np.array_equal(simulate(to_nir(ops, (2, 12, 12)), x.numpy()), ref)
+
+
+def test_kept_weights_store_signs_as_bits_and_compute_the_same_forward(tmp_path: Path) -> None:
+    from harness.deploy.weights import load_weights, save_weights
+    from harness.run.train import _sign_only_names
+
+    model = _model("on", 0.5, "max", "conv-norm-neuron-pool")
+    names = _sign_only_names(model)
+    assert names == {f"{n}.weight" for n, _ in model.synaptic_layers()} and len(names) == 4
+    state = model.state_dict()
+    path, digest = save_weights(tmp_path, "s", "k", state, names)
+    back = load_weights(path, digest)
+    assert set(back) == set(state)
+    for n in names:
+        assert set(back[n].unique().tolist()) <= {-1.0, 1.0}
+        assert torch.equal(back[n] >= 0, state[n] >= 0)
+    twin = _model("on", 0.5, "max", "conv-norm-neuron-pool", seed=3)
+    twin.load_state_dict(back)
+    x = _frames(8)
+    with torch.no_grad():
+        assert torch.equal(twin(x), model(x))
+    fp = _model("off", 0.5, "max", "conv-norm-neuron-pool", binarization="xnor")
+    assert _sign_only_names(fp) == set()  # XNOR's forward needs the magnitudes

@@ -5,7 +5,10 @@ Where: ``<database file stem>-weights/`` next to a SQLite database (``results.sq
 folder given by ``bsnn-bench run --weights DIR`` (environment ``BSNN_BENCH_WEIGHTS``;
 ``off`` keeps none: ``--no-weights``). One file per run:
 ``<root>/<study>/<first 16 hex of sha1(run key)>.pt``, a ``torch.save`` of
-``{"study", "run_key", "state_dict"}`` (fp32 tensors; the default model is a few hundred kB).
+``{"study", "run_key", "state_dict", "signs"}``: weights whose forward is their sign alone
+(``ste``, ``ste-clip``) are stored as ``signs[name] = (packbits of w >= 0, shape)`` and read back
+as ±1, which computes the same forward; everything else is kept as trained (default model
+about 20 kB binary, 300 kB fp32).
 Its absolute path and SHA-256 go into ``bench_runs.weights_path`` / ``weights_sha256``. Reports
 never read these files; deleting the folder only makes runs unexportable.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +57,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_weights(root: Path, study: str, run_key: str, state: dict[str, Any]) -> tuple[str, str]:
-    """Write a run's state dict under ``root``; return ``(absolute path, sha256)``."""
+def save_weights(root: Path, study: str, run_key: str, state: dict[str, Any],
+                 sign_only: Iterable[str] = ()) -> tuple[str, str]:
+    """Write a run's state dict under ``root`` (``sign_only`` entries as bits); return
+    ``(absolute path, sha256)``."""
+    import numpy as np
     import torch
 
     path = root / _file_name(study, run_key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    cpu = {k: v.detach().cpu() for k, v in state.items()}
-    torch.save({"study": study, "run_key": run_key, "state_dict": cpu}, tmp)
+    packed = set(sign_only) & set(state)
+    cpu = {k: v.detach().cpu() for k, v in state.items() if k not in packed}
+    signs = {k: (torch.from_numpy(np.packbits((state[k].detach().cpu() >= 0).numpy().ravel())),
+                 tuple(state[k].shape)) for k in sorted(packed)}
+    torch.save({"study": study, "run_key": run_key, "state_dict": cpu, "signs": signs}, tmp)
     tmp.replace(path)
     return str(path), _sha256(path)
 
@@ -77,7 +87,8 @@ def keep_best(engine: Any, url: str, study: str, claim: Any, worker: str,
     root = weights_root(url)
     if not state or root is None:
         return None
-    path, digest = save_weights(root, study, claim.run_key, state)
+    path, digest = save_weights(root, study, claim.run_key, state,
+                                getattr(result, "sign_only", ()))
     with Session(engine) as s, s.begin():
         s.execute(update(Run).where(Run.id == claim.run_id, Run.worker == worker,
                                     Run.attempts == claim.attempt, Run.status == "complete")
@@ -106,5 +117,11 @@ def load_weights(path: str | None, sha256: str | None, *, root: str | None = Non
                         f"weights folder moved)")
     if sha256 and _sha256(p) != sha256:
         raise UserError(f"the weights file {p} does not match the SHA-256 recorded for {what}")
+    import numpy as np
+
     saved = torch.load(p, map_location="cpu", weights_only=True)
-    return saved["state_dict"]
+    state = dict(saved["state_dict"])
+    for name, (bits, shape) in saved.get("signs", {}).items():
+        ones = np.unpackbits(bits.numpy(), count=int(np.prod(shape))).reshape(shape)
+        state[name] = torch.from_numpy(ones.astype(np.float32) * 2 - 1)
+    return state
