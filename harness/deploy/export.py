@@ -84,11 +84,13 @@ def _find_run(engine: Any, study: str, run: str) -> Run:
             s.expunge(row)
             return row
         objective = (st.spec or {}).get("objective", "val_acc_best")
+        value = RunMetric.value
+        order = value.asc() if (st.spec or {}).get("direction") == "minimize" else value.desc()
         rows = s.execute(select(Run, RunMetric.value).join(
             RunMetric, (RunMetric.run_id == Run.id) & (RunMetric.name == objective))
             .where(Run.study_id == st.id, Run.status == "complete",
                    Run.weights_path.is_not(None), RunMetric.value.is_not(None))
-            .order_by(RunMetric.value.desc(), Run.position)).first()
+            .order_by(order, Run.position)).first()
         if rows is None:
             raise UserError(f"study '{study}' has no complete run with kept weights")
         s.expunge(rows[0])

@@ -39,8 +39,6 @@ def _neuron_node(op: Neuron, shape: tuple[int, ...], dt: float, convention: str)
     zeros = np.zeros(shape, dtype=np.float32)
     if op.beta == 1.0:
         return nir.IF(r=np.full(shape, 1.0 / dt, np.float32), v_threshold=thr, v_reset=zeros)
-    if op.beta == 0.0 and convention == "standard":
-        raise DeployError("beta 0 has no finite NIR time constant: use model.neuron.beta > 0")
     r = 1.0 / (1.0 - op.beta)
     if convention == "norse":
         thr, r = thr * np.float32(1.0 - op.beta), 1.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,13 @@ def keep_best(engine: Any, url: str, study: str, claim: Any, worker: str,
     root = weights_root(url)
     if not state or root is None:
         return None
-    path, digest = save_weights(root, study, claim.run_key, state,
-                                getattr(result, "sign_only", ()))
+    try:
+        path, digest = save_weights(root, study, claim.run_key, state,
+                                    getattr(result, "sign_only", ()))
+    except OSError as exc:
+        # The run's result is recorded already; without its weights it only cannot be exported.
+        print(f"bsnn-bench: warning: weights of {claim.run_key} not kept: {exc}", file=sys.stderr)
+        return None
     with Session(engine) as s, s.begin():
         s.execute(update(Run).where(Run.id == claim.run_id, Run.worker == worker,
                                     Run.attempts == claim.attempt, Run.status == "complete")
