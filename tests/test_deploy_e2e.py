@@ -126,6 +126,8 @@ def test_old_database_is_migrated_in_place(tmp_path: Path) -> None:
                        "'2026-01-01 00:00:00')"))
         c.execute(text("INSERT INTO bench_runs (id, study_id, run_key, status, seed, config, "
                        "position, attempts) VALUES (1, 1, 'k', 'complete', 0, '{}', 0, 1)"))
+        c.execute(text("INSERT INTO bench_run_metrics (run_id, name, value) "
+                       "VALUES (1, 'energy_uj_per_sample', 1.165), (1, 'test_acc', 0.9)"))
     engine.dispose()
     assert SCHEMA_VERSION == 2
     engine = store_engine.open_database(url)
@@ -135,4 +137,7 @@ def test_old_database_is_migrated_in_place(tmp_path: Path) -> None:
         run = s.scalars(select(Run)).one()
         assert (run.run_key, run.status, run.weights_path) == ("k", "complete", None)
         assert s.scalar(text("SELECT version FROM bench_schema")) == SCHEMA_VERSION
+        # The synops-only energy of schema 1 is kept under its own name, not mixed with the new.
+        metrics = dict(s.execute(select(RunMetric.name, RunMetric.value)).all())
+        assert metrics == {"energy_synops_only_uj_per_sample": 1.165, "test_acc": 0.9}
     engine.dispose()
