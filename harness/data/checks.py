@@ -7,7 +7,8 @@ prints it as one line and exits 2), never in an index error from inside a librar
   download), is refused before tonic parses it;
 * a recording with no events is refused (nothing to learn from; usually a broken conversion);
 * an event outside the dataset's sensor (x >= W, y >= H, a polarity >= P on a sensor with
-  polarities, or negative) is refused, naming the largest x and y found and the sensor size expected;
+  polarities, or negative) is refused, naming the largest x and y found and the sensor size
+  expected;
 * a class folder whose name is not one of the dataset's classes is refused (tonic would map
   ``13`` to digit 3 or fail with a bare KeyError);
 * a label list beside the tree (N-MNIST's ``train*.txt``: lines of ``<sample id> <label>``,

@@ -42,9 +42,9 @@ from harness.data import cache, real
 from harness.data.catalogue import CATALOGUE, DatasetRecord, record
 from harness.data.dvs_sim import EVENT_DTYPE
 from harness.data.frames import Preprocess, fast_frames
+from harness.data.loaders import FrameLoader
 from harness.data.options import RealOptions, parse_real_options
 from harness.data.splits import file_order_split
-from harness.data.loaders import FrameLoader
 from harness.errors import ConfigError
 from tricks.augmentation import Augmentation
 
