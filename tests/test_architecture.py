@@ -2,7 +2,7 @@
 
 * no import cycles between harness modules (lazy imports inside functions count too);
 * stages depend only on earlier ones: core (config, errors, yamlio) <- store <- data <- run <-
-  study; the read side (results <- report) on core and store only; commands and the cli on
+  deploy <- study; the read side (results <- report) on core and store only; commands and the cli on
   anything;
 * the read side reaches neither the trick registry (``tricks``) nor the spec parser
   (``harness.study.spec``), not even through another module;
@@ -21,8 +21,7 @@ HARNESS = ROOT / "harness"
 MAX_LINES = 300
 #: Over the limit, owned by other open issues (their split is theirs); listed so that the list
 #: can only shrink: a listed module that is back under the limit fails the test too.
-OVERSIZE_ELSEWHERE = {"harness/report/tables.py", "harness/run/train.py",
-                      "harness/data/pipeline.py"}
+OVERSIZE_ELSEWHERE = {"harness/report/tables.py", "harness/run/train.py"}
 
 #: Which stages a stage may import. "core" is harness.config, harness.errors, harness.yamlio.
 ALLOWED = {
@@ -30,12 +29,14 @@ ALLOWED = {
     "store": {"core", "store"},
     "data": {"core", "store", "data"},
     "run": {"core", "store", "data", "run"},
-    "study": {"core", "store", "data", "run", "study"},
+    "deploy": {"core", "store", "data", "run", "deploy"},
+    "study": {"core", "store", "data", "run", "deploy", "study"},
     "results": {"core", "store", "results"},
     "report": {"core", "store", "results", "report"},
-    "commands": {"core", "store", "data", "run", "study", "results", "report", "commands",
-                 "cli"},
-    "cli": {"core", "store", "data", "run", "study", "results", "report", "commands", "cli"},
+    "commands": {"core", "store", "data", "run", "deploy", "study", "results", "report",
+                 "commands", "cli"},
+    "cli": {"core", "store", "data", "run", "deploy", "study", "results", "report", "commands",
+            "cli"},
 }
 READ_SIDE = ("results", "report")
 

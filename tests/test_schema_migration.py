@@ -1,6 +1,6 @@
-"""Schema version 1 -> 2 in place: a database written by version 1 (built here with version 1's
-tables) opens, gains the new columns and tables, and keeps every run; its study levels are
-rebuilt in spec order, and the next registration of the spec rewrites them from the spec."""
+"""Older schemas migrated in place: a database written by version 1 or 2 (built here with that
+version's tables) opens, gains the new columns and tables, and keeps every run; its study levels
+(version 3) are rebuilt in spec order, and the next registration of the spec rewrites them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ from harness.store.schema import SCHEMA_VERSION, Base, Run, SchemaInfo, StudyFac
 from harness.study.register import register
 from harness.study.spec import parse_spec
 
-NEW_COLUMNS = {"bench_studies": {"keep_alive_until"}, "bench_runs": {"resumed_from_epoch"}}
+#: Columns each version added (tables: bench_study_factors and bench_budgets came with 3).
+ADDED = {2: {"bench_runs": {"weights_path", "weights_sha256"}},
+         3: {"bench_studies": {"keep_alive_until"}, "bench_runs": {"resumed_from_epoch"}}}
+NEW_COLUMNS = {"bench_studies": {"keep_alive_until"},
+               "bench_runs": {"resumed_from_epoch", "weights_path", "weights_sha256"}}
 V1_TABLES = ("bench_schema", "bench_studies", "bench_runs", "bench_run_factors",
              "bench_run_metrics", "bench_run_curves")
 
@@ -27,26 +31,31 @@ SPEC = {"study": "old", "train": {"epochs": 1, "seeds": [0, 1]},
         "factors": {"optimizer": ["sgd", "adam"], "model.pool": ["max", "avg"]}}
 
 
-def _v1_metadata() -> MetaData:
-    """Version 1's tables: today's minus what version 2 added."""
+def _old_metadata(version: int) -> MetaData:
+    """Version ``version``'s tables: today's minus what later versions added."""
+    later: dict[str, set[str]] = {}
+    for v, added in ADDED.items():
+        if v > version:
+            for table, cols in added.items():
+                later.setdefault(table, set()).update(cols)
     md = MetaData()
     for name in V1_TABLES:
         table = Base.metadata.tables[name]
         cols: list[Column] = [c._copy() for c in table.columns
-                              if c.name not in NEW_COLUMNS.get(name, set())]
+                              if c.name not in later.get(name, set())]
         Table(name, md, *cols)
     return md
 
 
-def _write_v1(url: str) -> None:
-    """A version-1 database holding one 2x2x2 study, half of it complete."""
-    md = _v1_metadata()
+def _write_old(url: str, version: int) -> None:
+    """A database of ``version`` holding one 2x2x2 study, half of it complete."""
+    md = _old_metadata(version)
     engine = create_engine(url)
     md.create_all(engine)
     spec = parse_spec(SPEC, "old.yaml")
     t = md.tables
     with engine.begin() as conn:
-        conn.execute(insert(t["bench_schema"]).values(id=1, version=1))
+        conn.execute(insert(t["bench_schema"]).values(id=1, version=version))
         conn.execute(insert(t["bench_studies"]).values(
             id=1, name="old", design="full-factorial", spec=spec.raw,
             spec_hash=spec.config_hash()))
@@ -73,7 +82,7 @@ def _check_migrated(url: str) -> None:
         for table, cols in NEW_COLUMNS.items():
             assert cols <= {c["name"] for c in insp.get_columns(table)}
         with Session(engine) as s:
-            assert s.scalar(select(SchemaInfo.version)) == SCHEMA_VERSION == 2
+            assert s.scalar(select(SchemaInfo.version)) == SCHEMA_VERSION == 3
             assert len(s.scalars(select(Run)).all()) == 8
             rows = s.execute(select(StudyFactor.factor, StudyFactor.labels)
                              .order_by(StudyFactor.position)).all()
@@ -100,14 +109,17 @@ def _check_migrated(url: str) -> None:
         engine.dispose()
 
 
-def test_version_1_sqlite_database_is_migrated_in_place(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v1.sqlite'}"
-    _write_v1(url)
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_sqlite_database_is_migrated_in_place(tmp_path: Path, version: int) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    _write_old(url, version)
     _check_migrated(url)
 
 
 @pytest.mark.postgres
-def test_version_1_postgresql_database_is_migrated_in_place(postgres_url: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_postgresql_database_is_migrated_in_place(postgres_url: str,
+                                                        version: int) -> None:
     with fresh_schema(postgres_url) as url:
-        _write_v1(url)
+        _write_old(url, version)
         _check_migrated(url)

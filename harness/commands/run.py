@@ -17,6 +17,11 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no live progress display")
     p.add_argument("--retry-failed", action="store_true",
                    help="run failed runs again (by default a failed run stays failed)")
+    p.add_argument("--weights", metavar="DIR", default=None,
+                   help="keep each complete run's best weights here (default: "
+                        "<db stem>-weights/ next to a SQLite database)")
+    p.add_argument("--no-weights", action="store_true",
+                   help="keep no weights (runs cannot be exported)")
     p.add_argument("--launcher", default="local", choices=("local", "none", "slurm"),
                    help="where workers run: local processes (default), none (enqueue and print "
                         "the worker command), slurm (a job array through submitit)")
@@ -49,7 +54,16 @@ def add_checkpoint_options(p: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
+    from harness.deploy.weights import WEIGHTS_ENV
     from harness.study.coordinator import run_study_command
+
+    # Through the environment, so that spawned workers (and other launchers) see it too.
+    if args.no_weights:
+        os.environ[WEIGHTS_ENV] = "off"
+    elif args.weights:
+        os.environ[WEIGHTS_ENV] = os.path.abspath(os.path.expanduser(args.weights))
 
     slurm = None
     if args.launcher == "slurm":

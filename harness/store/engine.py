@@ -35,8 +35,20 @@ from harness.store.schema import (
 
 DEFAULT_DB = "sqlite:///results.sqlite"
 _READ_ONLY = "bsnn_read_only"
+
+
+def _add_weights_columns(s: Connection) -> None:
+    """1 -> 2: where each run's kept weights are, and their SHA-256; the energy of schema 1
+    (synaptic operations only) is renamed, so that it never mixes with the new total, which
+    adds memory access (harness.run.costs): re-run a study for the new energy metrics."""
+    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_path VARCHAR(1024)"))
+    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_sha256 VARCHAR(64)"))
+    s.execute(text("UPDATE bench_run_metrics SET name = 'energy_synops_only_uj_per_sample' "
+                   "WHERE name = 'energy_uj_per_sample'"))
+
+
 #: Migration steps: ``MIGRATIONS[v]`` upgrades a database from schema version v to v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_weights_columns}
 #: The advisory-lock key every process takes while it creates or migrates the schema.
 SCHEMA_LOCK_KEY = 0x62736E6E
 
@@ -176,10 +188,10 @@ def schema_guard(url: str) -> Iterator[None]:
 
 # -- migrations ------------------------------------------------------------------------------
 
-def _migrate_1_to_2(conn: Connection) -> None:
-    """Version 2: study factors and levels, run budgets, search keep-alive, resumed epochs.
+def _migrate_2_to_3(conn: Connection) -> None:
+    """Version 3: study factors and levels, run budgets, search keep-alive, resumed epochs.
 
-    A version-1 study's levels are rebuilt from its stored spec (factor order) and the labels
+    An older study's levels are rebuilt from its stored spec (factor order) and the labels
     its runs stored, in run order (grid order starts with the reference combination, so the
     reference level comes first); the next ``bsnn-bench run`` of the spec rewrites them from
     the spec itself.
@@ -207,4 +219,4 @@ def _migrate_1_to_2(conn: Connection) -> None:
                                                     labels=seen[factor]))
 
 
-MIGRATIONS[1] = _migrate_1_to_2
+MIGRATIONS[2] = _migrate_2_to_3

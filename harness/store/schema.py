@@ -44,9 +44,10 @@ __all__ = [
 ]
 
 #: Bump on every change of the tables below, and add a migration step ``MIGRATIONS[old]`` in
-#: harness.store.engine. Version 2: ``bench_study_factors``, ``bench_budgets``,
+#: harness.store.engine. 2: ``bench_runs.weights_path`` and ``weights_sha256`` (the run's kept
+#: best weights). 3: ``bench_study_factors``, ``bench_budgets``,
 #: ``bench_studies.keep_alive_until``, ``bench_runs.resumed_from_epoch``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``pruned``: a ``design: search`` trial stopped early by Optuna's pruner (partial curves kept).
 RUN_STATUSES = ("pending", "running", "complete", "failed", "interrupted", "pruned")
@@ -114,6 +115,10 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     device: Mapped[str | None] = mapped_column(String(255), nullable=True)
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The kept best-validation weights (harness.deploy.weights): file path and its SHA-256.
+    #: Nothing reads them but export; a deleted file only makes that run unexportable.
+    weights_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    weights_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: The epoch a re-claimed run continued from (its checkpoint); None when it ran from scratch.
     resumed_from_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
 

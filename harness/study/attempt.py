@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.deploy.weights import keep_best
 from harness.errors import UserError
 from harness.store import claims
 from tricks._registry import TrickError
@@ -116,6 +117,7 @@ def run_attempt(att: Attempt, claim: claims.Claim) -> None:
     started = time.perf_counter()
     ckpt = checkpoint_path(opts.checkpoints, opts.study_name, claim)
     resumed: int | None = None
+    result: Any = None
     try:
         cfg = _config(opts, claim)
         callbacks = _pruning_callbacks(opts, claim, cfg)
@@ -149,7 +151,8 @@ def run_attempt(att: Attempt, claim: claims.Claim) -> None:
     if outcome["status"] not in ("complete", "failed", "interrupted", "pruned"):
         outcome["error"] = f"run function returned unknown status {outcome['status']!r}"
         outcome["status"] = "failed"
-    record(att, claim, outcome, resumed_from_epoch=resumed, checkpoint=ckpt)
+    record(att, claim, outcome, result=result if outcome["status"] == "complete" else None,
+           resumed_from_epoch=resumed, checkpoint=ckpt)
 
 
 def _training_callbacks(att: Attempt, claim: claims.Claim, ckpt: Path) -> list[Any]:
@@ -173,13 +176,15 @@ def _resume_epoch(ckpt: Path) -> int | None:
     return checkpoint_epoch(ckpt)
 
 
-def record(att: Attempt, claim: claims.Claim, outcome: Mapping[str, Any], *,
+def record(att: Attempt, claim: claims.Claim, outcome: Mapping[str, Any], *, result: Any,
            resumed_from_epoch: int | None, checkpoint: Path) -> bool:
-    """Write one attempt's outcome (only while this worker still holds the run); a run that is
-    done for good drops its checkpoint unless the user keeps checkpoints."""
+    """Write one attempt's outcome (only while this worker still holds the run), keep a complete
+    run's best weights (``result``: the run function's result, None unless complete), and drop
+    the checkpoint of a run done for good unless the user keeps checkpoints."""
     written = claims.record_result(att.engine, claim, att.worker, host=att.host,
                                    versions=att.versions, resumed_from_epoch=resumed_from_epoch,
                                    **outcome)
+    keep_best(att.engine, att.opts.url, att.opts.study_name, claim, att.worker, result)
     if written and outcome["status"] != "interrupted" and not att.opts.keep_checkpoints:
         try:
             os.unlink(checkpoint)
