@@ -120,6 +120,11 @@ def test_old_database_is_migrated_in_place(tmp_path: Path) -> None:
     with engine.begin() as c:
         c.execute(text("ALTER TABLE bench_runs DROP COLUMN weights_path"))
         c.execute(text("ALTER TABLE bench_runs DROP COLUMN weights_sha256"))
+        # What schema 3 added (tests/test_schema_migration.py migrates both steps too).
+        c.execute(text("ALTER TABLE bench_runs DROP COLUMN resumed_from_epoch"))
+        c.execute(text("ALTER TABLE bench_studies DROP COLUMN keep_alive_until"))
+        c.execute(text("DROP TABLE bench_study_factors"))
+        c.execute(text("DROP TABLE bench_budgets"))
         c.execute(text("UPDATE bench_schema SET version = 1"))
         c.execute(text("INSERT INTO bench_studies (id, name, design, spec, spec_hash, "
                        "created_at) VALUES (1, 'old', 'full-factorial', '{}', 'h', "
@@ -129,7 +134,7 @@ def test_old_database_is_migrated_in_place(tmp_path: Path) -> None:
         c.execute(text("INSERT INTO bench_run_metrics (run_id, name, value) "
                        "VALUES (1, 'energy_uj_per_sample', 1.165), (1, 'test_acc', 0.9)"))
     engine.dispose()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     engine = store_engine.open_database(url)
     cols = {c["name"] for c in inspect(engine).get_columns("bench_runs")}
     assert {"weights_path", "weights_sha256"} <= cols
