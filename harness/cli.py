@@ -12,13 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from harness.errors import UserError
-from tricks._registry import TrickError
 
 __all__ = ["main"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
 COMMANDS = ("train", "run", "report", "tricks")
+#: Subcommands that train in this process: they start again with the allocator setting.
+TRAINING_COMMANDS = ("train", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,14 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if argv is None and args.command in ("train", "run"):
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] in TRAINING_COMMANDS:
         # Training in this process: start it again with the allocator keeping freed memory
-        # (harness.run.memory); returns at once when that is already so, or turned off.
+        # (harness.run.memory); returns at once when that is already so, or turned off. Done
+        # before anything else is imported (the parser's trick levels import torch): whatever
+        # this process loads is thrown away by the exec.
         from harness.run.memory import reexec_with_retained_memory
 
         reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
+    from tricks._registry import TrickError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (UserError, TrickError) as exc:
