@@ -31,6 +31,7 @@ __all__ = [
     "PREPROCESS_VERSION",
     "cache_dir",
     "cache_key",
+    "canonical_params",
     "entry_path",
     "load_or_build",
     "pack_events",
@@ -62,6 +63,11 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"cache key parameter of type {type(obj).__name__} is not JSON-able")
+
+
+def canonical_params(params: Mapping[str, Any]) -> str:
+    """The text a key hashes: the parameters and the code version, canonical JSON."""
+    return _canonical(params)
 
 
 def cache_key(params: Mapping[str, Any]) -> str:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from harness.config import RunConfig, _build, _plain
-from harness.data import cache, digits_dvs, real, synthetic_gestures
+from harness.data import cache, digits_dvs, memo, real, synthetic_gestures
 from harness.data.dvs_sim import EVENT_DTYPE
 from harness.data.frames import Preprocess, fast_frames, to_frames
 from harness.data.loaders import FrameLoader
@@ -278,8 +278,8 @@ def build_data(cfg: RunConfig) -> DataBundle:
 
         events = None
         if want_events:
-            arrays = cache.load_or_build("events", f"{spec.name}-{split}", base,
-                                         lambda f=preprocessed: cache.pack_events(f()))
+            arrays = memo.load_or_build("events", f"{spec.name}-{split}", base,
+                                        lambda f=preprocessed: cache.pack_events(f()))
             events = cache.unpack_events(arrays, EVENT_DTYPE)
 
         def build(events: list[np.ndarray] | None = events,
@@ -289,8 +289,8 @@ def build_data(cfg: RunConfig) -> DataBundle:
                 np.zeros((0, steps, out_sensor[2], out_sensor[1], out_sensor[0]))
             return {"frames": np.clip(frames, 0, 255).astype(np.uint8)}
 
-        arrays = cache.load_or_build("frames", f"{spec.name}-{split}",
-                                     {**base, "time_steps": steps}, build)
+        arrays = memo.load_or_build("frames", f"{spec.name}-{split}",
+                                    {**base, "time_steps": steps}, build)
         frames = torch.from_numpy(arrays["frames"]).reshape(len(indices), steps, *input_shape)
         labels = torch.from_numpy(pool.labels[indices].astype(np.int64))
         train = split == "train"
