@@ -14,9 +14,9 @@ each and our ratio to each, for two configurations:
 * ``paper``: the paper-sized network (2x34x34, T=10, channels (64, 128), hidden 256).
 
 Usage: ``python benchmarks/step_throughput.py [--threads 2] [--configs default paper]
-[--snntorch-channels-last] [--iters N]``. The last option adds the snntorch loop run in the channels-last
-layout that our convolutions use on the CPU (``models/layers.py``): not the common way, but it
-tells how much of the ratio is the memory layout and how much the rest.
+[--iters N] [--snntorch-channels-last]``. The last option adds the snntorch loop run in the
+channels-last layout that our convolutions use on the CPU (``models/layers.py``): not the
+common way, but it tells how much of the ratio is the memory layout and how much the rest.
 
 Like ``bsnn-bench train`` and the study workers, the benchmark runs with glibc told to retain
 freed memory (:mod:`harness.run.memory`): it re-executes itself with ``GLIBC_TUNABLES`` set unless

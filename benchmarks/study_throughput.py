@@ -1,4 +1,4 @@
-"""Study throughput: wall time of one study run by this tree and by a baseline checkout, alternately.
+"""Study throughput: wall time of a study run by this tree and by a baseline checkout, alternately.
 
 Runs ``bsnn-bench run SPEC --workers N`` as a fresh process (into a fresh SQLite database) with
 ``PYTHONPATH`` pointing at the baseline checkout, then at this tree, and again, ``--rounds``

@@ -8,7 +8,7 @@ per spiking layer and overall (spikes over neuron-steps, all layers pooled).
 Default ``conv`` (the paper's authors' network, sizes configurable)::
 
     Conv(C->c1) -> norm -> LIF -> pool -> Conv(c1->c2) -> norm -> LIF -> pool
-        -> FC(hidden) -> norm -> LIF -> FC(classes) -> LIF
+        -> flatten (H, W, C) -> FC(hidden) -> norm -> LIF -> FC(classes) -> LIF
 
 ``block_order`` moves the pooling: ``conv-norm-neuron-pool`` (above), ``conv-norm-pool-neuron``,
 ``conv-pool-norm-neuron``. ``mlp``: ``FC(hidden) -> norm -> LIF -> FC(hidden) -> norm -> LIF ->
@@ -23,6 +23,7 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from models.layers import (
@@ -33,6 +34,7 @@ from models.layers import (
     TimePool,
     _Synaptic,
     conv_per_step_default,
+    hwc_columns,
 )
 from models.neurons import LIF, Reset
 from models.norm import TemporalBatchNorm
@@ -130,12 +132,18 @@ def conv_network(input_shape: tuple[int, int, int], num_classes: int, *,
             if parts[key] is not None:
                 layers.append(parts[key])
         in_c, h, w = out_c, h // 2, w // 2
-    layers.append(Flatten())
+    # (H, W, C) order: a view of the convolutions' channels-last maps, not two layout copies.
+    layers.append(Flatten(order="hwc"))
     features = in_c * h * w
-    layers += _head(features, num_classes, [hidden], first_is_input=False, beta=beta,
-                    threshold=threshold, reset=reset, spike_fn=spike_fn,
-                    quantizer_for=quantizer_for, norm_for=norm_for, readout=readout)
-    return Network(layers, readout=readout)
+    head = _head(features, num_classes, [hidden], first_is_input=False, beta=beta,
+                 threshold=threshold, reset=reset, spike_fn=spike_fn,
+                 quantizer_for=quantizer_for, norm_for=norm_for, readout=readout)
+    # Drawn over (C, H, W)-ordered features like every other layer, then permuted: a seed gives
+    # the network it gave with the logical flatten.
+    fc = head[0]
+    with torch.no_grad():
+        fc.weight.copy_(hwc_columns(fc.weight, in_c, h, w))
+    return Network(layers + head, readout=readout)
 
 
 def mlp_network(input_shape: tuple[int, ...], num_classes: int, *, hidden: int,
