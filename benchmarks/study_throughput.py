@@ -6,9 +6,14 @@ times, so that load changes on the machine hit both alike; prints each wall time
 and the ratio baseline / current (the issue's target: >= 1.5x). Both use the same data cache
 (``$BSNN_CACHE_DIR``), warmed first by one run of each tree, so neither builds frames.
 
-It then compares the runs' metrics between the last two databases, run by run: timings and
-metrics that only one of the trees records are left out; every other difference is printed
-(``--strict`` makes one an error).
+It also prints the CPU seconds of each study (the command and its workers: less sensitive to
+other load on the machine than wall time), and compares the runs' metrics between the last two
+databases, run by run (timings and metrics only one tree records left out): the mean test
+accuracy per factor combination of each, the number of differing values (``--verbose`` lists
+them, ``--strict`` makes one an error). This tree's conv net flattens in ``(H, W, C)`` order
+and trains ``shift_bn: on`` through the fused path, both of which change float32 rounding, so
+runs differ value by value like re-seeded runs; ``benchmarks/same_metrics.py`` shows that
+nothing else changes a result.
 
 The default study is the issue's 16 runs (digits-dvs, binarization fp32/ste-clip x shift_bn
 off/on x seeds 0-3). A baseline checkout::
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -55,16 +61,20 @@ def _env(tree: Path) -> dict[str, str]:
 
 
 def _run_study(tree: Path, spec: Path, workers: int, db: Path, python: str,
-               max_runs: int | None = None) -> float:
+               max_runs: int | None = None) -> tuple[float, float]:
+    """Wall time and CPU seconds (user + system, the command and its workers) of one study."""
     cmd = [python, "-m", "harness.cli", "run", str(spec), "--workers", str(workers), "--quiet",
            "--db", f"sqlite:///{db}"] + (["--max-runs", str(max_runs)] if max_runs else [])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"study failed in {tree} (exit code {proc.returncode})")
-    return wall
+    return wall, cpu
 
 
 def _metrics(db: Path) -> dict[str, dict[str, float]]:
@@ -116,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any run's metrics differ")
+    parser.add_argument("--verbose", action="store_true", help="list every metric difference")
     args = parser.parse_args(argv)
     trees = {"baseline": args.baseline.resolve(), "current": args.current.resolve()}
     for name, tree in trees.items():
@@ -129,29 +140,54 @@ def main(argv: list[str] | None = None) -> int:
             # One run of each first, so that both trees' data cache entries exist.
             _run_study(tree, spec, 1, Path(tmp) / f"warm-{name}.sqlite", args.python, 1)
         walls: dict[str, list[float]] = {name: [] for name in trees}
+        cpus: dict[str, list[float]] = {name: [] for name in trees}
         dbs: dict[str, Path] = {}
         for r in range(args.rounds):
             order = list(trees) if r % 2 == 0 else list(reversed(trees))
             for name in order:
                 db = Path(tmp) / f"{name}-{r}.sqlite"
-                wall = _run_study(trees[name], spec, args.workers, db, args.python)
+                wall, cpu = _run_study(trees[name], spec, args.workers, db, args.python)
                 walls[name].append(wall)
+                cpus[name].append(cpu)
                 dbs[name] = db
-                print(f"round {r + 1} {name:8s}: {wall:6.1f} s", flush=True)
-        diffs = compare(_metrics(dbs["baseline"]), _metrics(dbs["current"]))
+                print(f"round {r + 1} {name:8s}: {wall:6.1f} s wall, {cpu:6.1f} CPU-s",
+                      flush=True)
+        runs = {name: _metrics(db) for name, db in dbs.items()}
+        diffs = compare(runs["baseline"], runs["current"])
     med = {name: statistics.median(v) for name, v in walls.items()}
-    print(f"study {spec.name}, --workers {args.workers}, {args.rounds} round(s)")
-    print(f"baseline {trees['baseline']}: median {med['baseline']:.1f} s")
-    print(f"current  {trees['current']}: median {med['current']:.1f} s")
-    print(f"speed-up baseline / current: {med['baseline'] / med['current']:.2f}x "
-          f"(target >= 1.5x)")
+    cpu_med = {name: statistics.median(v) for name, v in cpus.items()}
+    print(f"study {spec.name}, --workers {args.workers}, {args.rounds} round(s), "
+          f"{os.cpu_count()} CPUs")
+    for name in trees:
+        print(f"{name:8s} {trees[name]}: median {med[name]:.1f} s wall, "
+              f"{cpu_med[name]:.1f} CPU-s")
+    print(f"speed-up baseline / current: {med['baseline'] / med['current']:.2f}x wall "
+          f"(target >= 1.5x), {cpu_med['baseline'] / cpu_med['current']:.2f}x CPU")
+    print("test_acc per combination, mean over seeds (baseline -> current):")
+    for combo, (a, b) in _means(runs["baseline"], runs["current"]).items():
+        print(f"  {combo}: {a:.4f} -> {b:.4f}")
     if diffs:
-        print(f"{len(diffs)} metric difference(s) between the last studies of each:")
-        for line in diffs:
+        print(f"{len(diffs)} metric difference(s) between the last studies of each"
+              + (":" if args.verbose else " (--verbose lists them)"))
+        for line in diffs if args.verbose else []:
             print("  " + line)
     else:
         print("metrics: every run's metrics are equal (timings aside)")
     return 1 if diffs and args.strict else 0
+
+
+def _means(base: dict[str, dict[str, float]], cur: dict[str, dict[str, float]]
+           ) -> dict[str, tuple[float, float]]:
+    """Mean test_acc over seeds per factor combination (run keys without their seed part)."""
+    out = {}
+    for combo in sorted({k.rsplit("|seed=", 1)[0] for k in base}):
+        pair = []
+        for runs in (base, cur):
+            vals = [r["test_acc"] for k, r in runs.items()
+                    if k.rsplit("|seed=", 1)[0] == combo and "test_acc" in r]
+            pair.append(statistics.fmean(vals) if vals else math.nan)
+        out[combo] = (pair[0], pair[1])
+    return out
 
 
 if __name__ == "__main__":
