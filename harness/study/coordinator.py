@@ -187,6 +187,7 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
         raise UserError(f"--max-runs must be at least 1, got {max_runs}")
     url = db or store_engine.DEFAULT_DB
     if dry_run:
+        store_engine.check_usable(url)  # the refusals `run` would give, without writing
         print(describe_plan(spec, url, workers))
         return 0
     _check_datasets(spec)
