@@ -118,6 +118,30 @@ class StudySpec:
         }
         return hashlib.sha256(_canonical_json(ident).encode()).hexdigest()
 
+    def level_order_change(self, old_raw: Mapping[str, Any]) -> str | None:
+        """Why this spec's level order differs from that of the spec ``old_raw`` the study was
+        created from, or None. The first level of a factor is the reference every contrast is
+        measured against, so a resumed study keeps it first and keeps its levels' order; new
+        levels may come anywhere after the first."""
+        old_factors = old_raw.get("factors") if isinstance(old_raw, Mapping) else None
+        for f in self.factors:
+            levels = old_factors.get(f.name) if isinstance(old_factors, Mapping) else None
+            if not isinstance(levels, list) or not levels:
+                continue
+            try:
+                old = _parse_factor(self.path, f.name, levels, self.base).labels
+            except SpecError:
+                continue  # the old spec no longer parses: the other checks decide
+            if f.labels[0] != old[0]:
+                return (f"factor '{f.name}': its first level, the reference every contrast is "
+                        f"measured against, would change from '{old[0]}' to '{f.labels[0]}'")
+            kept = [lbl for lbl in f.labels if lbl in old]
+            if kept != [lbl for lbl in old if lbl in f.labels]:
+                return (f"factor '{f.name}': its levels were reordered ({', '.join(old)} -> "
+                        f"{', '.join(kept)}); keep their order (it is the order of every "
+                        f"table) and add new levels after the first")
+        return None
+
     # -- size ----------------------------------------------------------------------------
     def combination_count(self) -> int:
         sizes = [len(f.labels) for f in self.factors]
