@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from harness.errors import EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_USER_ERROR, UserError
 from tricks._registry import TrickError
 
-__all__ = ["DEBUG_ENV", "main"]
+__all__ = ["DEBUG_ENV", "main", "traceback_note"]
 
 #: Set to 1 to print the traceback of an internal error (as ``--debug`` does).
 DEBUG_ENV = "BSNN_BENCH_DEBUG"
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _error(storage)
         else:
             _error(f"internal error: {type(exc).__name__}: {_first_line(exc)} "
-                   f"({_traceback_note(exc, debug)})")
+                   f"({traceback_note(exc, debug)})")
         return EXIT_INTERNAL
 
 
@@ -92,7 +92,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "(no message)"
 
 
-def _traceback_note(exc: BaseException, debug: bool) -> str:
+def traceback_note(exc: BaseException, debug: bool = False) -> str:
     """Where the traceback of a bug went: printed (debug), or a file in the temporary folder."""
     if debug:
         return "traceback above; please report it"
