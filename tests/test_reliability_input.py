@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from harness.cli import main
-from harness.errors import StorageError
+from harness.errors import SpecError, StorageError
 from harness.store import claims
 from harness.store import engine as store_engine
 from harness.store.schema import Study
@@ -181,3 +181,17 @@ def test_reordered_levels_exit_2_through_the_cli(tmp_path: Path,
     assert main(["run", str(spec), "--db", url, "--dry-run"]) == 0  # a plan, no database change
     assert main(["run", str(spec), "--db", url, "--quiet"]) == 2
     assert "its first level, the reference" in one_line_error(capsys)
+
+
+def test_a_2e9_run_grid_is_refused_by_the_cap_without_enumerating_it() -> None:
+    """36 levels of six settings: 2.18e9 runs, counted (not listed) and refused by grid_cap."""
+    levels = list(range(1, 37))
+    spec = {"study": "huge", "train": {"seeds": [0]},
+            "factors": {"train.epochs": levels, "train.batch_size": levels,
+                        "train.lr": [x / 1000 for x in levels],
+                        "train.weight_decay": [x / 1000 for x in levels],
+                        "model.hidden": levels, "model.kernel_size": levels}}
+    with pytest.raises(SpecError, match=r"'factors': 2176782336 runs \(full-factorial: "
+                                        r"36 x 36 x 36 x 36 x 36 x 36 levels x 1 seeds\) is "
+                                        r"over the cap of 10000"):
+        parse_spec(spec, "huge.yaml")
