@@ -1,4 +1,4 @@
-"""The ``bsnn-bench`` command: train | run | report | tricks | migrate.
+"""The ``bsnn-bench`` command: train | run | report | export | tricks | datasets | migrate.
 
 Every failure ends in one line on stderr, ``bsnn-bench: error: ...``, and a documented exit code
 (:mod:`harness.errors`): 2 for the user's input or environment, 3 for a failure of the storage
@@ -26,7 +26,7 @@ __all__ = ["DEBUG_ENV", "main", "traceback_note"]
 DEBUG_ENV = "BSNN_BENCH_DEBUG"
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "report", "tricks", "migrate")
+COMMANDS = ("train", "run", "report", "export", "tricks", "datasets", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

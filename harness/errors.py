@@ -30,6 +30,7 @@ __all__ = [
     "EXIT_USER_ERROR",
     "ConfigError",
     "DatasetMissingError",
+    "RecordingError",
     "SpecError",
     "StorageError",
     "StorageFailure",
@@ -77,3 +78,8 @@ class StorageFailure(UserError):
     database, a lost connection. Nothing was lost that the database had committed."""
 
     exit_code = EXIT_INTERNAL
+
+
+class RecordingError(UserError):
+    """A recording on disk cannot be used (malformed, outside the sensor, mislabelled); the
+    message names the file."""
