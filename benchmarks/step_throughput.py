@@ -1,18 +1,22 @@
-"""Training-step throughput: our conv BSNN vs the same net written the common snntorch way.
+"""Training-step throughput: our conv BSNN vs the same net in snntorch and in SpikingJelly.
 
-One step = forward over all T steps, backward, Adam step. Both nets have the same layer shapes
+One step = forward over all T steps, backward, Adam step. All nets have the same layer shapes
 (bias-free Conv -> BN -> LIF -> MaxPool twice, FC -> BN -> LIF, FC -> LIF), the same batch, in
 the same process, timed alternately after warm-up. The snntorch version is the tutorial
 pattern: ``snntorch.Leaky`` layers called once per time step in a Python loop, BN applied per
-step. Prints samples/s for both and the ratio, for two configurations:
+step. The SpikingJelly version is its multi-step mode (``step_mode="m"``: layers fold time into
+the batch, ``LIFNode`` runs the whole sequence; soft reset, ``tau = 1 / (1 - beta)`` with
+``decay_input=False``, so the same dynamics as ours), with its CPU backend; it is timed when
+SpikingJelly is installed (the optional ``bench`` extra). Prints samples/s and ms per step of
+each and our ratio to each, for two configurations:
 
 * ``default``: the digits-dvs study network (2x17x17 input, T=6, channels (16, 32), hidden 128);
 * ``paper``: the paper-sized network (2x34x34, T=10, channels (64, 128), hidden 256).
 
 Usage: ``python benchmarks/step_throughput.py [--threads 2] [--configs default paper]
-[--snntorch-channels-last]``. The last option adds the snntorch loop run in the channels-last
-layout that our convolutions use on the CPU (``models/layers.py``): not the common way, but it
-tells how much of the ratio is the memory layout and how much the rest.
+[--iters N] [--snntorch-channels-last]``. The last option adds the snntorch loop run in the
+channels-last layout that our convolutions use on the CPU (``models/layers.py``): not the
+common way, but it tells how much of the ratio is the memory layout and how much the rest.
 
 Like ``bsnn-bench train`` and the study workers, the benchmark runs with glibc told to retain
 freed memory (:mod:`harness.run.memory`): it re-executes itself with ``GLIBC_TUNABLES`` set unless
@@ -42,7 +46,7 @@ CONFIGS = {
     "default": {"input": (2, 17, 17), "T": 6, "channels": (16, 32), "hidden": 128,
                 "iters": 10},
     "paper": {"input": (2, 34, 34), "T": 10, "channels": (64, 128), "hidden": 256,
-              "iters": 3},
+              "iters": 8},
 }
 
 
@@ -87,10 +91,41 @@ class SnntorchNet(nn.Module):
         return torch.stack(out)
 
 
-def _step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
+def spikingjelly_net(input_shape: tuple[int, int, int], channels: tuple[int, int], hidden: int,
+                     classes: int, beta: float = 0.9) -> nn.Module | None:
+    """The same net in SpikingJelly's multi-step mode, or None when it is not installed."""
+    try:
+        from spikingjelly.activation_based import layer, neuron, surrogate
+    except ImportError:
+        return None
+    c, h, w = input_shape
+    c1, c2 = channels
+
+    def lif() -> nn.Module:
+        # decay_input=False, soft reset (v_reset=None): V = (1 - 1/tau) V + X - theta * S.
+        return neuron.LIFNode(tau=1.0 / (1.0 - beta), decay_input=False, v_reset=None,
+                              surrogate_function=surrogate.ATan(), detach_reset=True,
+                              step_mode="m")
+
+    m = "m"
+    return nn.Sequential(
+        layer.Conv2d(c, c1, 3, padding=1, bias=False, step_mode=m),
+        layer.BatchNorm2d(c1, step_mode=m), lif(), layer.MaxPool2d(2, step_mode=m),
+        layer.Conv2d(c1, c2, 3, padding=1, bias=False, step_mode=m),
+        layer.BatchNorm2d(c2, step_mode=m), lif(), layer.MaxPool2d(2, step_mode=m),
+        layer.Flatten(step_mode=m),
+        layer.Linear(c2 * (h // 4) * (w // 4), hidden, bias=False, step_mode=m),
+        layer.BatchNorm1d(hidden, step_mode=m), lif(),
+        layer.Linear(hidden, classes, bias=False, step_mode=m), lif())
+
+
+def _step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+             before: Callable[[], None] | None = None) -> Callable[[], None]:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> None:
+        if before is not None:
+            before()
         out = model(x)
         loss = F.mse_loss(out.mean(0), target)
         opt.zero_grad(set_to_none=True)
@@ -118,6 +153,12 @@ def run(name: str, *, batch: int, warmup: int, iters: int | None,
     x = (torch.rand(spec["T"], batch, *spec["input"]) < 0.15).float()
     target = F.one_hot(torch.arange(batch) % 10, 10).float()
     steps = {"ours": _step_fn(ours, x, target), "snntorch": _step_fn(theirs, x, target)}
+    sj = spikingjelly_net(spec["input"], spec["channels"], spec["hidden"], 10)
+    if sj is not None:
+        from spikingjelly.activation_based import functional
+
+        assert sum(p.numel() for p in sj.parameters() if p.dim() > 1) == n_ours
+        steps["spikingjelly"] = _step_fn(sj, x, target, before=lambda: functional.reset_net(sj))
     if snntorch_channels_last:
         theirs_cl = copy.deepcopy(theirs).to(memory_format=torch.channels_last)
         theirs_cl.channels_last = True
@@ -137,6 +178,12 @@ def run(name: str, *, batch: int, warmup: int, iters: int | None,
           f"hidden={spec['hidden']} batch={batch}: ours {sps['ours']:.0f} samples/s "
           f"({med['ours'] * 1e3:.0f} ms/step), snntorch {sps['snntorch']:.0f} samples/s "
           f"({med['snntorch'] * 1e3:.0f} ms/step), ratio {sps['ours'] / sps['snntorch']:.2f}x")
+    if "spikingjelly" in sps:
+        print(f"{'':8s} SpikingJelly multi-step: {sps['spikingjelly']:.0f} samples/s "
+              f"({med['spikingjelly'] * 1e3:.0f} ms/step), ours / it "
+              f"{sps['ours'] / sps['spikingjelly']:.2f}x")
+    else:
+        print(f"{'':8s} SpikingJelly not installed (pip install '.[bench]'): not timed")
     if "snntorch-cl" in sps:
         print(f"{'':8s} snntorch loop in channels-last: {sps['snntorch-cl']:.0f} samples/s "
               f"({med['snntorch-cl'] * 1e3:.0f} ms/step), ours / it "

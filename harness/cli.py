@@ -1,7 +1,10 @@
 """The ``bsnn-bench`` command: train | run | worker | status | report | export | tricks |
-datasets.
+datasets | migrate.
 
-User errors print one line and exit 2 (never a traceback); bugs still show their traceback.
+Every failure ends in one line on stderr, ``bsnn-bench: error: ...``, and a documented exit code
+(:mod:`harness.errors`): 2 for the user's input or environment, 3 for a failure of the storage
+(full disk, read-only file system, a lost database connection) or a bug. A bug's traceback is
+written to a file named in that line; ``--debug`` (or ``BSNN_BENCH_DEBUG=1``) prints it instead.
 """
 
 from __future__ import annotations
@@ -10,21 +13,36 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
-from harness.errors import UserError
-from tricks._registry import TrickError
+from harness.errors import (
+    DEBUG_ENV,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_USER_ERROR,
+    UserError,
+    traceback_note,
+)
 
-__all__ = ["main"]
+__all__ = ["DEBUG_ENV", "main", "traceback_note"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "worker", "status", "report", "export", "tricks", "datasets")
+COMMANDS = ("train", "run", "worker", "status", "report", "export", "tricks", "datasets",
+            "migrate")
+#: Subcommands that train in this process: they start again with the allocator setting.
+TRAINING_COMMANDS = ("train", "run", "worker")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bsnn-bench", description="Ablation studies of binary spiking neural networks.")
+        prog="bsnn-bench", description="Ablation studies of binary spiking neural networks.",
+        epilog="exit codes: 0 done, 1 finished with failed runs, 2 user error, 3 storage or "
+               "internal error, 130 SIGINT, 143 SIGTERM")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"print the traceback of an error ({DEBUG_ENV}=1 does the same)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"harness.commands.{name}").register(sub)
@@ -32,27 +50,58 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if argv is None and args.command in ("train", "run", "worker"):
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)  # after --debug
+    if argv is None and command in TRAINING_COMMANDS:
         # Training in this process: start it again with the allocator keeping freed memory
-        # (harness.run.memory); returns at once when that is already so, or turned off.
+        # (harness.run.memory); returns at once when that is already so, or turned off. Done
+        # before anything else is imported (the parser's trick levels import torch): whatever
+        # this process loads is thrown away by the exec.
         from harness.run.memory import reexec_with_retained_memory
 
         reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
+    from tricks._registry import TrickError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(args.debug) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or EXIT_OK)
     except (UserError, TrickError) as exc:
-        print(f"bsnn-bench: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        if debug:
+            traceback.print_exc()
+        _error(str(exc))
+        return int(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         print("bsnn-bench: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
     except BrokenPipeError:
         # The reader went away (`bsnn-bench tricks | head`): not an error. Point stdout at
         # /dev/null so that the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line and exit 3, never a trace
+        from harness.store.failures import describe_failure
+
+        if debug:
+            traceback.print_exc()
+        storage = describe_failure(exc, getattr(args, "db", None))
+        if storage is not None:
+            _error(storage)
+        else:
+            _error(f"internal error: {type(exc).__name__}: {_first_line(exc)} "
+                   f"({traceback_note(exc, debug)})")
+        return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    # One line, whatever the message holds (a database's multi-line error text).
+    text = " ".join(message.split("\n"))
+    print(f"bsnn-bench: error: {text}", file=sys.stderr)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ default on): the conv writes channels-last output, and the BN, LIF and pooling a
 that layout (their buffers follow their input's strides), so every one of them runs its
 channels-last kernel, vectorized over channels. On the 2-core CPU this made the paper-sized
 training step 1.16-1.24x faster and the default one 1.2-1.3x (``benchmarks/step_throughput.py``;
-BN forward+backward alone 1.3x, max pooling 2.9x). ``Flatten`` returns to the logical
-``(C, H, W)`` order. With ``channels_last`` off, :class:`SynapticConv` takes ``per_step`` and
-:func:`conv_per_step_default` holds the rule measured for the contiguous (NCHW) layout, where
+BN forward+backward alone 1.3x, max pooling 2.9x). The conv network's ``Flatten`` orders
+features ``(H, W, C)``, which is a view of a channels-last map rather than two layout copies
+(the first FC layer's weight columns are permuted to match, :func:`hwc_columns`). With
+``channels_last`` off, :class:`SynapticConv` takes ``per_step`` and :func:`conv_per_step_default`
+holds the rule measured for the contiguous (NCHW) layout, where
 folding was slower for few input channels on large maps. Other devices fold in NCHW (folding is
 the faster choice on GPUs).
 """
@@ -35,6 +37,7 @@ __all__ = [
     "SynapticLinear",
     "TimePool",
     "conv_per_step_default",
+    "hwc_columns",
 ]
 
 Role = Literal["first", "hidden", "last"]
@@ -169,7 +172,34 @@ class TimePool(nn.Module):
 
 
 class Flatten(nn.Module):
-    """``[T, B, ...] -> [T, B, features]``."""
+    """``[T, B, ...] -> [T, B, features]``.
+
+    ``order="chw"`` flattens in the logical order; ``"hwc"`` flattens a ``[T, B, C, H, W]`` map
+    in ``(H, W, C)`` order, a view of the channels-last layout (and one copy in any other),
+    on every device alike, so a model's weights mean the same wherever it runs.
+    """
+
+    def __init__(self, order: Literal["chw", "hwc"] = "chw",
+                 map_shape: tuple[int, int, int] | None = None) -> None:
+        super().__init__()
+        if order not in ("chw", "hwc"):
+            raise ValueError(f"Flatten order must be 'chw' or 'hwc', got {order!r}")
+        self.order = order
+        #: ``(C, H, W)`` of the maps it flattens, when known (the export puts the next layer's
+        #: weight columns back in ``(C, H, W)`` order with it).
+        self.map_shape = map_shape
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.order == "hwc" and x.dim() == 5:
+            return x.permute(0, 1, 3, 4, 2).flatten(2)
         return x.flatten(2)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}"
+
+
+def hwc_columns(weight: Tensor, channels: int, height: int, width: int) -> Tensor:
+    """A weight ``[out, C*H*W]`` over ``(C, H, W)``-ordered features, its columns reordered for
+    ``(H, W, C)``-ordered ones: ``hwc_columns(W) @ x_hwc == W @ x_chw``."""
+    out = weight.shape[0]
+    return weight.reshape(out, channels, height, width).permute(0, 2, 3, 1).reshape(out, -1)

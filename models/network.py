@@ -8,7 +8,7 @@ per spiking layer and overall (spikes over neuron-steps, all layers pooled).
 Default ``conv`` (the paper's authors' network, sizes configurable)::
 
     Conv(C->c1) -> norm -> LIF -> pool -> Conv(c1->c2) -> norm -> LIF -> pool
-        -> FC(hidden) -> norm -> LIF -> FC(classes) -> LIF
+        -> flatten (H, W, C) -> FC(hidden) -> norm -> LIF -> FC(classes) -> LIF
 
 ``block_order`` moves the pooling: ``conv-norm-neuron-pool`` (above), ``conv-norm-pool-neuron``,
 ``conv-pool-norm-neuron``, or ``conv-norm-neuron-pool-norm-neuron`` (a norm and a LIF on each
@@ -28,6 +28,7 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from models.layers import (
@@ -38,6 +39,7 @@ from models.layers import (
     TimePool,
     _Synaptic,
     conv_per_step_default,
+    hwc_columns,
 )
 from models.neurons import LIF, Reset
 from models.norm import TemporalBatchNorm
@@ -149,13 +151,19 @@ def conv_network(input_shape: tuple[int, int, int], num_classes: int, *,
             if part is not None:
                 layers.append(part)
         in_c, h, w = out_c, (h - shrink) // 2, (w - shrink) // 2
-    layers.append(Flatten())
+    # (H, W, C) order: a view of the convolutions' channels-last maps, not two layout copies.
+    layers.append(Flatten(order="hwc", map_shape=(in_c, h, w)))
     features = in_c * h * w
-    layers += _head(features, num_classes, [hidden], first_is_input=False, beta=beta,
-                    threshold=threshold, reset=reset, spike_fn=spike_fn,
-                    quantizer_for=quantizer_for, norm_for=norm_for, readout=readout,
-                    output_norm=output_norm)
-    return Network(layers, readout=readout)
+    head = _head(features, num_classes, [hidden], first_is_input=False, beta=beta,
+                 threshold=threshold, reset=reset, spike_fn=spike_fn,
+                 quantizer_for=quantizer_for, norm_for=norm_for, readout=readout,
+                 output_norm=output_norm)
+    # Drawn over (C, H, W)-ordered features like every other layer, then permuted: a seed gives
+    # the network it gave with the logical flatten.
+    fc = head[0]
+    with torch.no_grad():
+        fc.weight.copy_(hwc_columns(fc.weight, in_c, h, w))
+    return Network(layers + head, readout=readout)
 
 
 def conv_output_size(size: tuple[int, int], blocks: int, kernel_size: int,

@@ -20,6 +20,13 @@ Shift (power-of-two) BN, ``shift``:
   (:func:`models.network.to_shift_bn`) sets this mode on a trained model's copy.
 
 ``AP2(x) = sign(x) * 2^round(log2|x|)`` (Courbariaux/Hubara's approximate power of two).
+
+Training with ``shift="on"`` (kinds ``bn``, ``tdbn``, ``bntt``) runs :class:`_ShiftBatchNorm`, one
+autograd function with the cost of ``F.batch_norm``: the statistics come from torch's batch-norm
+statistics kernel, the forward is one pass ``y = x * s + (beta - mean * s)``, and the backward is
+torch's batch-norm backward kernel with its two per-channel constants chosen so that it computes
+the straight-through gradient of the composed formula (derivation in the class). The composed
+formula (:meth:`TemporalBatchNorm._shift`), which ``tebn`` and evaluation keep, is its reference.
 """
 
 from __future__ import annotations
@@ -55,6 +62,53 @@ def ap2_exact(x: Tensor) -> Tensor:
 def ap2(x: Tensor) -> Tensor:
     """AP2 in forward, identity gradient (straight-through)."""
     return x + (ap2_exact(x.detach()) - x).detach()
+
+
+class _ShiftBatchNorm(torch.autograd.Function):
+    r"""Shift BN in training, ``x [N, C, *]`` with batch statistics, in two passes each way.
+
+    Forward: ``y = (x - mu) * s + beta`` with ``s = AP2(gamma) * AP2(r)``, ``r = 1/sqrt(var +
+    eps)`` (biased batch variance), computed as ``x * s + (beta - mu * s)``; the running
+    statistics are updated as by ``F.batch_norm`` (unbiased variance, ``momentum``).
+
+    Backward, with AP2's straight-through derivative 1 and ``d = sum(g * (x - mu))``, ``n`` the
+    elements per channel:
+
+    * ``dbeta = sum(g)``, ``dgamma = AP2(r) * d``;
+    * ``dx = s * (g - mean(g)) - AP2(gamma) * r^3 * (x - mu) * d / n`` (through ``mu`` and, via
+      ``r``, through ``var``).
+
+    torch's batch-norm backward computes ``w * q * (g - mean(g)) - w * q^3 * (x - mu) * d / n``
+    for weight ``w`` and inverse std ``q``, and ``dw = q * d``: with ``q = sqrt(r^3 / AP2(r))``
+    and ``w = s / q`` both terms are the ones above (``w * q = s``, ``w * q^3 = AP2(gamma) *
+    r^3``), so one call of its channels-last-aware kernel gives ``dx``, ``d`` and ``dbeta``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor,  # type: ignore[override]
+                running_mean: Tensor | None, running_var: Tensor | None, momentum: float,
+                eps: float) -> Tensor:
+        mean, var = torch.batch_norm_update_stats(x, running_mean, running_var, momentum)
+        inv_std = torch.rsqrt(var + eps)
+        a_gamma, a_inv = ap2_exact(gamma), ap2_exact(inv_std)
+        scale = a_gamma * a_inv
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        y = torch.addcmul((beta - mean * scale).view(shape), x, scale.view(shape))
+        ctx.save_for_backward(x, mean, inv_std, a_gamma, a_inv)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        x, mean, inv_std, a_gamma, a_inv = ctx.saved_tensors
+        q = torch.sqrt(inv_std ** 3 / a_inv)
+        w = a_gamma * a_inv / q
+        need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
+        gx, gw, gb = torch.ops.aten.native_batch_norm_backward(
+            g, x, w, None, None, mean, q, True, ctx.eps, [need_x, need_gamma, need_beta])
+        g_gamma = a_inv * gw / q if need_gamma else None
+        return gx, g_gamma, gb if need_beta else None, None, None, None, None
 
 
 class TemporalBatchNorm(nn.Module):
@@ -111,7 +165,20 @@ class TemporalBatchNorm(nn.Module):
         power_of_two = self.shift == "on" or (self.shift == "inference" and not self.training)
         if not power_of_two:
             return self._float(x)
+        if self.training and self.shift == "on" and self.kind != "tebn":
+            return self._shift_fused(x)
         return self._shift(x)
+
+    def _shift_fused(self, x: Tensor) -> Tensor:
+        """Training with ``shift="on"``: :class:`_ShiftBatchNorm`, per step for bntt."""
+        gamma = self.weight * self.factor if self.factor != 1.0 else self.weight
+        if self.kind == "bntt":
+            steps = [_ShiftBatchNorm.apply(xt, gamma[t], self.bias[t], self.running_mean[t],
+                                           self.running_var[t], self.momentum, self.eps)
+                     for t, xt in enumerate(x.unbind(0))]
+            return torch.stack(steps)
+        return _ShiftBatchNorm.apply(x.flatten(0, 1), gamma, self.bias, self.running_mean,
+                                     self.running_var, self.momentum, self.eps).view_as(x)
 
     def _float(self, x: Tensor) -> Tensor:
         training = self.training
@@ -139,6 +206,7 @@ class TemporalBatchNorm(nn.Module):
         return mean, var
 
     def _shift(self, x: Tensor) -> Tensor:
+        """The composed power-of-two forward (evaluation, ``tebn``; the fused path's reference)."""
         mean, var = self._stats(x)
         inv_std = torch.rsqrt(var + self.eps)
         gamma = self.weight * self.factor

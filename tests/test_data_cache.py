@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from harness.config import RunConfig
 from harness.data import cache
@@ -134,3 +135,55 @@ def test_build_data_reuses_frames_and_rebuilds_when_time_steps_change(own_cache:
     # Same events binned coarser: the same total count per sample.
     assert np.array_equal(other.test.frames.sum(dim=(1, 2, 3, 4)).numpy(),
                           first.test.frames.to(int).sum(dim=(1, 2, 3, 4)).numpy())
+
+
+def test_runs_sharing_preprocessing_read_the_disk_once(own_cache: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_data keeps the entries it read in this process (a study worker's next runs)."""
+    from harness.data import memo
+
+    memo.clear()
+    cfg = RunConfig.from_dict({"dataset": {"name": "digits-dvs", "limit": 6}})
+    first = build_data(cfg)
+    reads: list[str] = []
+    real_read = cache._read
+    monkeypatch.setattr(cache, "_read", lambda path, params: reads.append(str(path))
+                        or real_read(path, params))
+    again = build_data(RunConfig.from_dict({"dataset": {"name": "digits-dvs", "limit": 6},
+                                            "train": {"seed": 3, "batch_size": 2}}))
+    assert reads == []
+    for split in ("train", "val", "test"):
+        a, b = getattr(first, split), getattr(again, split)
+        assert torch.equal(a.frames, b.frames) and torch.equal(a.labels, b.labels)
+    assert again.train.batch_size == 2 and again.train.seed == 3
+    # Other preprocessing (T) is another entry: read from disk (built there first).
+    build_data(RunConfig.from_dict({"dataset": {"name": "digits-dvs", "limit": 6,
+                                                "time_steps": 3}}))
+    assert reads and all("frames" in r or "events" in r for r in reads)
+
+
+def test_memo_budget_evicts_least_recent_and_zero_turns_it_off(
+        own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.data import memo
+
+    memo.clear()
+    calls: list[int] = []
+    monkeypatch.setenv(memo.MEMO_ENV, str(100 / 2 ** 20))  # 100 bytes: two 40-byte entries
+    memo.load_or_build("frames", "m", {"p": 1}, counting_build(calls, 1))
+    memo.load_or_build("frames", "m", {"p": 2}, counting_build(calls, 2))
+    assert memo.memo_bytes() == 80
+    memo.load_or_build("frames", "m", {"p": 1}, counting_build(calls, 1))  # p=1 newest now
+    memo.load_or_build("frames", "m", {"p": 3}, counting_build(calls, 3))  # evicts p=2
+    assert memo.memo_bytes() == 80 and calls == [1, 2, 3]
+    reads: list[str] = []
+    real_read = cache._read
+    monkeypatch.setattr(cache, "_read", lambda path, params: reads.append(str(path))
+                        or real_read(path, params))
+    memo.load_or_build("frames", "m", {"p": 1}, counting_build(calls, 9))
+    assert reads == []
+    memo.load_or_build("frames", "m", {"p": 2}, counting_build(calls, 9))
+    assert len(reads) == 1 and calls == [1, 2, 3]  # from disk, not rebuilt
+    monkeypatch.setenv(memo.MEMO_ENV, "0")
+    memo.clear()
+    memo.load_or_build("frames", "m", {"p": 1}, counting_build(calls, 9))
+    assert memo.memo_bytes() == 0

@@ -91,3 +91,24 @@ def test_options_reach_the_generator_and_are_validated() -> None:
         build_data(RunConfig.from_dict({"dataset": {"name": "mnist"}}))
     full = build_data(RunConfig.from_dict({"dataset": {"limit": 2, "downsample": 1}}))
     assert full.input_shape == (2, 34, 34)
+
+
+def test_labels_come_from_the_cache_without_scikit_learn(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from harness.data import memo
+
+    monkeypatch.setenv("BSNN_CACHE_DIR", str(tmp_path))
+    memo.clear()
+    expected = load_digits().target
+    np.testing.assert_array_equal(labels(), expected)  # builds the entry
+    memo.clear()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # any import of it fails now
+    with pytest.raises(ImportError):
+        load_digits_again = __import__("sklearn.datasets", fromlist=["load_digits"])
+        del load_digits_again
+    y = labels()
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, expected)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,25 @@ def test_cli_reexecutes_training_commands_once(command, reexec, monkeypatch, cap
     # main(argv) (library use, tests) never re-executes.
     monkeypatch.delenv("GLIBC_TUNABLES")
     assert cli.main(["tricks"]) == 0 and calls == []
+
+
+def test_cli_reexecutes_before_importing_torch(tmp_path) -> None:
+    """The exec throws away what the first process imported: it comes before torch (0.85 s)."""
+    import subprocess
+
+    probe = (
+        "import os, sys\n"
+        "def fake_execve(path, args, env):\n"
+        "    print('torch' in sys.modules, 'lightning' in sys.modules, args[1:4])\n"
+        "    sys.exit(0)\n"
+        "os.execve = fake_execve\n"
+        "sys.argv = ['bsnn-bench', 'train', '--quiet']\n"
+        "from harness.cli import main\n"
+        "main()\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GLIBC_TUNABLES", memory.ALLOCATOR_ENV)}
+    root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         timeout=120, check=True, cwd=tmp_path)
+    assert out.stdout.split("\n")[0] == "False False ['-m', 'harness.cli', 'train']"

@@ -9,7 +9,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.run.build import build_model
-from models.layers import SynapticConv, SynapticLinear, TimePool
+from models.layers import SynapticConv, SynapticLinear, TimePool, hwc_columns
 from models.neurons import LIF
 from models.norm import TemporalBatchNorm
 from tests._models_common import cfg
@@ -158,3 +158,41 @@ def test_lif_keeps_a_channels_last_layout() -> None:
     assert spk.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
     spk.sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_hwc_flatten_equals_the_logical_flatten_with_permuted_weights() -> None:
+    """The conv net flattens in (H, W, C) order (a view of channels-last maps); with the first
+    FC layer's columns permuted back, the logical (C, H, W) flatten computes the same net."""
+    from models.layers import Flatten
+
+    torch.manual_seed(0)
+    model = build_model(cfg({"normalization": "bn"}, model={"neuron": {"threshold": 0.3}}),
+                        input_shape=(2, 9, 9), num_classes=4).double()
+    flat = next(m for m in model.modules() if isinstance(m, Flatten))
+    assert flat.order == "hwc"
+    ref = copy.deepcopy(model)
+    ref_flat = next(m for m in ref.modules() if isinstance(m, Flatten))
+    ref_flat.order = "chw"
+    fc, ref_fc = (next(m for m in net.modules() if isinstance(m, SynapticLinear))
+                  for net in (model, ref))
+    c = [m for m in model.modules() if isinstance(m, SynapticConv)][-1].out_channels
+    h = w = 2  # 9 -> 4 -> 2
+    with torch.no_grad():  # (H, W, C) columns back to (C, H, W)
+        ref_fc.weight.copy_(fc.weight.reshape(-1, h, w, c).permute(0, 3, 1, 2).flatten(1))
+    assert not torch.equal(ref_fc.weight, fc.weight)
+    x = (torch.rand(4, 5, 2, 9, 9) < 0.4).double()
+    outs = []
+    for net in (model, ref):
+        out = net(x)
+        (out.sum() + 0.1 * (out * torch.arange(4.0, dtype=out.dtype)).sum()).backward()
+        outs.append(out.detach())
+    assert torch.equal(outs[0], outs[1]) and 0 < float(outs[0].mean()) < 1
+    for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
+        g = q.grad
+        if p is fc.weight:
+            g = hwc_columns(g, c, h, w)
+        torch.testing.assert_close(p.grad, g, atol=1e-10, rtol=1e-8, msg=name)
+    # Without the permutation the logical flatten computes another function.
+    with torch.no_grad():
+        ref_fc.weight.copy_(fc.weight)
+    assert not torch.allclose(ref(x), outs[0])

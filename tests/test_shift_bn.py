@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -134,3 +135,89 @@ def test_shift_level_reaches_the_bn_layers(mode: str) -> None:
     model = build_model(c, input_shape=(2, 8, 8), num_classes=3)
     modes = {m.shift for m in model.modules() if isinstance(m, TemporalBatchNorm)}
     assert modes == {mode}
+
+
+def _layout(x: torch.Tensor) -> torch.Tensor:
+    """``x [T, B, C, H, W]`` in the channels-last layout the CPU convolutions produce."""
+    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, x.shape[:2])
+
+
+def _graph_has(y: torch.Tensor, name: str) -> bool:
+    seen, todo = set(), [y.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == name:
+            return True
+        todo.extend(n for n, _ in node.next_functions)
+    return False
+
+
+@pytest.mark.parametrize(("kind", "shape"), [
+    ("bn", (3, 8, 4, 5, 5)), ("bn", (3, 8, 4)), ("tdbn", (3, 8, 4, 5, 5)),
+    ("bntt", (3, 8, 4, 5, 5)), ("bntt", (3, 8, 4))])
+def test_fused_shift_training_equals_the_composed_formula(kind: str, shape: tuple) -> None:
+    """The fused training path (forward, all gradients, running statistics) against the composed
+    AP2/straight-through formula it replaced, in float64, on a conv and an FC layout."""
+    torch.manual_seed(1)
+    fused = TemporalBatchNorm(4, kind=kind, time_steps=3, shift="on",
+                              factor=0.7 if kind == "tdbn" else 1.0).double()
+    with torch.no_grad():
+        fused.weight.uniform_(-3.0, 3.0)
+        fused.bias.uniform_(-1.0, 1.0)
+        fused.running_mean.uniform_(-1.0, 1.0)
+    composed = copy.deepcopy(fused)
+    spread = torch.tensor([0.2, 1.0, 3.0, 7.0], dtype=torch.float64)
+    x = torch.randn(shape, dtype=torch.float64) * spread.view(4, *(1,) * (len(shape) - 3)) + 2
+    if len(shape) == 5:
+        x = _layout(x)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = fused(xa), composed._shift(xb)
+    assert _graph_has(ya, "_ShiftBatchNormBackward") and not _graph_has(yb,
+                                                                      "_ShiftBatchNormBackward")
+    grad = torch.randn_like(ya)
+    ya.backward(grad)
+    yb.backward(grad)
+    pairs = [(ya, yb), (xa.grad, xb.grad), (fused.weight.grad, composed.weight.grad),
+             (fused.bias.grad, composed.bias.grad), (fused.running_mean, composed.running_mean),
+             (fused.running_var, composed.running_var)]
+    for a, b in pairs:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # The gradients are not trivially equal: the straight-through scale differs from the
+    # float one, so plain BN's gradient would not match.
+    plain = TemporalBatchNorm(4, kind=kind, time_steps=3, shift="off",
+                              factor=0.7 if kind == "tdbn" else 1.0).double()
+    plain.load_state_dict(composed.state_dict())
+    xc = x.clone().requires_grad_()
+    plain(xc).backward(grad)
+    assert not torch.allclose(xc.grad, xa.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_fused_shift_keeps_the_channels_last_layout() -> None:
+    norm = TemporalBatchNorm(4, shift="on")
+    y = norm(_layout(torch.randn(2, 3, 4, 5, 5)))
+    assert y.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fused_shift_gradient_at_a_chosen_point() -> None:
+    """One channel, x = (0, 2): mean 1, var 1, r = 1/sqrt(1 + eps) -> AP2 1; gamma 3 -> 4.
+
+    y = (x - 1) * 4 + b; dy/dgamma (STE) = (x - 1) * AP2(r); with upstream g = (1, 0):
+    dgamma = -1, dbeta = 1, and dx = s (g - mean g) - AP2(gamma) r^3 (x - mu) sum(g (x - mu)) / n
+    = 4 * (0.5, -0.5) - 4 r^3 * (-1, 1) * (-1) / 2 = (2 - 2 r^3, -2 + 2 r^3).
+    """
+    norm = TemporalBatchNorm(1, shift="on").double()
+    with torch.no_grad():
+        norm.weight.fill_(3.0)
+        norm.bias.fill_(0.5)
+    x = torch.tensor([[[0.0]], [[2.0]]], dtype=torch.float64).requires_grad_()  # [T=2, B=1, 1]
+    y = norm(x)
+    torch.testing.assert_close(y.flatten(), torch.tensor([-3.5, 4.5], dtype=torch.float64))
+    y.backward(torch.tensor([[[1.0]], [[0.0]]], dtype=torch.float64))
+    r3 = (1 + 1e-5) ** -1.5
+    torch.testing.assert_close(norm.weight.grad, torch.tensor([-1.0], dtype=torch.float64))
+    torch.testing.assert_close(norm.bias.grad, torch.tensor([1.0], dtype=torch.float64))
+    torch.testing.assert_close(x.grad.flatten(),
+                               torch.tensor([2 - 2 * r3, -2 + 2 * r3], dtype=torch.float64))

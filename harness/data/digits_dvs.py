@@ -17,8 +17,8 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import ndtr
 
+from harness.data import memo
 from harness.data.dvs_sim import DVSSensor
 
 __all__ = ["DigitsDVSParams", "SACCADES", "generate", "labels"]
@@ -61,6 +61,8 @@ def _box_psf(centers: np.ndarray, origin: np.ndarray, n: int, scale: int,
     ``centers`` are unit-spaced and ``scale`` an integer, so every edge distance is one of a few
     values per origin: the normal CDF is evaluated on those and gathered (ndtr dominates else).
     """
+    from scipy.special import ndtr  # only generation needs it (0.15 s to import)
+
     u = centers[:, None] - np.arange(n + 1)[None, :] * scale  # [P, n+1] edge offsets
     values, inverse = np.unique(u, return_inverse=True)
     cdf = ndtr((values - origin[..., None]) / sigma)  # [..., V]
@@ -82,10 +84,20 @@ def _path(params: DigitsDVSParams) -> tuple[np.ndarray, np.ndarray]:
 
 
 def labels() -> np.ndarray:
-    """The class of each sample, in :func:`generate`'s order, without generating anything."""
-    from sklearn.datasets import load_digits
+    """The class of each sample, in :func:`generate`'s order, without generating anything.
 
-    return load_digits().target.astype(np.int64)
+    Kept in the data cache: reading them from scikit-learn imports it (about 1 s, in every study
+    worker's first run).
+    """
+
+    def read() -> dict[str, np.ndarray]:
+        from sklearn.datasets import load_digits
+
+        return {"labels": load_digits().target.astype(np.int64)}
+
+    return memo.load_or_build("labels", "digits-dvs",
+                              {"dataset": "digits-dvs", "source": "sklearn.load_digits"},
+                              read)["labels"]
 
 
 def generate(params: DigitsDVSParams, indices: Sequence[int] | None = None, *,

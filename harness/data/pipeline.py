@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from harness.config import RunConfig, build_dataclass, plain_data
-from harness.data import cache, real
+from harness.data import cache, memo, real
 from harness.data.catalogue import CATALOGUE, DatasetRecord, record
 from harness.data.dvs_sim import EVENT_DTYPE
 from harness.data.frames import Preprocess, fast_frames
@@ -246,8 +246,8 @@ def build_data(cfg: RunConfig) -> DataBundle:
 
         events = None
         if want_events:
-            arrays = cache.load_or_build("events", f"{spec.name}-{split}", base,
-                                         lambda f=preprocessed: cache.pack_events(f()))
+            arrays = memo.load_or_build("events", f"{spec.name}-{split}", base,
+                                        lambda f=preprocessed: cache.pack_events(f()))
             events = cache.unpack_events(arrays, EVENT_DTYPE)
 
         def build(events: list[np.ndarray] | None = events,
@@ -255,8 +255,8 @@ def build_data(cfg: RunConfig) -> DataBundle:
             evs = events if events is not None else f()
             return {"frames": prep.frames(evs, steps)}
 
-        arrays = cache.load_or_build("frames", f"{spec.name}-{split}",
-                                     {**base, "time_steps": steps}, build)
+        arrays = memo.load_or_build("frames", f"{spec.name}-{split}",
+                                    {**base, "time_steps": steps}, build)
         frames = torch.from_numpy(arrays["frames"]).reshape(len(indices), steps, *input_shape)
         labels = torch.from_numpy(pool.labels[indices].astype(np.int64))
         train = split == "train"

@@ -111,11 +111,17 @@ def fold_network(model: nn.Module) -> list[Op]:
     layers = list(model.layers)  # type: ignore[attr-defined]
     ops: list[Op] = []
     in_gain = 1.0  # value of one unit of the next synapse's (integer) input
+    hwc: tuple[int, int, int] | None = None  # (C, H, W) flattened in (H, W, C) order
     i = 0
     while i < len(layers):
         m = layers[i]
         if isinstance(m, FlattenLayer):
             ops.append(Flatten())
+            if getattr(m, "order", "chw") == "hwc":
+                if m.map_shape is None:
+                    raise DeployError("a Flatten in (H, W, C) order without its map shape "
+                                      "cannot be exported")
+                hwc = m.map_shape
             i += 1
         elif isinstance(m, TimePool):
             ops.append(Pool("or" if m.kind == "max" else "sum", m.size))
@@ -123,17 +129,23 @@ def fold_network(model: nn.Module) -> list[Op]:
                 in_gain /= m.size ** 2
             i += 1
         elif isinstance(m, _Synaptic):
-            i = _fold_block(layers, i, in_gain, ops)
-            in_gain = 1.0
+            i = _fold_block(layers, i, in_gain, ops, hwc)
+            in_gain, hwc = 1.0, None
         else:
             raise DeployError(f"cannot export a {type(m).__name__} layer")
     return ops
 
 
-def _fold_block(layers: list[nn.Module], i: int, in_gain: float, ops: list[Op]) -> int:
+def _fold_block(layers: list[nn.Module], i: int, in_gain: float, ops: list[Op],
+                hwc: tuple[int, int, int] | None = None) -> int:
     syn = layers[i]
     assert isinstance(syn, _Synaptic)
     w, gain, binary = _split_weight(syn)
+    if hwc is not None:
+        # The model flattens its maps in (H, W, C) order (models.layers.Flatten); the formats
+        # flatten in (C, H, W) order: the weight's columns go back to that order.
+        c, h, width = hwc
+        w = w.reshape(w.shape[0], h, width, c).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
     gain = gain * in_gain
     offset = np.zeros_like(gain)
     pool: Pool | None = None

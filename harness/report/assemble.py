@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from harness.errors import StorageError
+from harness.fileio import write_atomic
 from harness.report import figures as figs
 from harness.report import tables as tbl
 from harness.report.formats import latex_table
@@ -202,10 +203,7 @@ def write_report(report: StudyReport, out: str | Path, formats: Sequence[str] = 
 
     def put(name: str, data: str | bytes) -> str:
         path = _inside(root, folder / name)
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
+        write_atomic(path, data)  # a full disk leaves the old file, never a 0-byte one
         written.append(path)
         return name
 

@@ -37,8 +37,33 @@ def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterable[list[str]]:
         yield [_cell(row[c], str(c)) for c in columns]
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+#: Characters with a meaning anywhere in (GitHub-flavoured) Markdown inline text, backslash-
+#: escaped: code spans, emphasis, links and images (no link without "["), table cell borders,
+#: strikethrough, math.
+_MD_PUNCT = "\\`*_[]|~$"
+#: Raw HTML passes through Markdown: written as entities, which render as the characters.
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def md_escape(text: str) -> str:
+    """``text`` (a study, factor or level name, any data) as literal Markdown inline text: no
+    raw HTML (``<script>``, ``<img onerror>``), no code, emphasis, link, table cell border or
+    math, on one line."""
+    out = []
+    for ch in str(text):
+        if ch in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[ch])
+        elif ch in _MD_PUNCT:
+            out.append("\\" + ch)
+        elif ch in "\r\n":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+#: The former private name, for code written against it.
+_md_escape = md_escape
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -47,9 +72,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
         return "_(empty)_\n"
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(
         frame[c]) for c in cols]
-    lines = ["| " + " | ".join(_md_escape(str(c)) for c in cols) + " |",
+    lines = ["| " + " | ".join(md_escape(str(c)) for c in cols) + " |",
              "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(_md_escape(v) for v in r) + " |"
+    lines += ["| " + " | ".join(md_escape(v) for v in r) + " |"
               for r in _rows(frame, [str(c) for c in cols])]
     if frame.empty:
         lines.append("| " + " | ".join("" for _ in cols) + " |")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.report.formats import _md_escape, html_table, markdown_table
+from harness.report.formats import html_table, markdown_table, md_escape
 
 
 def _duration(seconds: float) -> str:
@@ -103,29 +103,29 @@ def _failed(runs: pd.DataFrame) -> pd.DataFrame:
 
 def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     h = _header(report)
-    out = [f"# Study report: {_md_escape(report.study)}", ""]
+    out = [f"# Study report: {md_escape(report.study)}", ""]
     if h["partial"]:
         out += [f"> **{h['partial']}**", ""]
     if report.summary:
-        out += [f"**Best practice.** {_md_escape(report.summary)}", ""]
-    out += [f"- **{k}:** {_md_escape(v)}" for k, v in h["items"]]
-    out += ["- **Machines:** " + (_md_escape("; ".join(h["machines"])) or "not recorded"),
-            "- **Package versions:** " + (_md_escape("; ".join(h["versions"])) or "not recorded"),
+        out += [f"**Best practice.** {md_escape(report.summary)}", ""]
+    out += [f"- **{k}:** {md_escape(v)}" for k, v in h["items"]]
+    out += ["- **Machines:** " + (md_escape("; ".join(h["machines"])) or "not recorded"),
+            "- **Package versions:** " + (md_escape("; ".join(h["versions"])) or "not recorded"),
             "", "## Study spec", "", "```yaml", h["spec"].rstrip("\n").replace("```", "` ` `"),
             "```", ""]
     if not report.tables:
         out += ["_No complete runs yet: no tables or figures._", ""]
     for i, t in enumerate((t for t in report.tables if t.in_document), start=1):
-        out += [f"## {i}. {_md_escape(t.title)}", ""]
+        out += [f"## {i}. {md_escape(t.title)}", ""]
         if t.note:
-            out += [_md_escape(t.note), ""]
+            out += [md_escape(t.note), ""]
         out += [markdown_table(t.frame), ""]
     if report.figures:
         out += ["## Figures", ""]
         for f in report.figures:
-            out += [f"### {_md_escape(f.title)}", ""]
+            out += [f"### {md_escape(f.title)}", ""]
             if f.name in png_names:
-                out += [f"![{_md_escape(f.title)}]({png_names[f.name]})", ""]
+                out += [f"![{md_escape(f.title)}]({png_names[f.name]})", ""]
             else:
                 out += ["(PNG not written: see index.html, or report with --format png.)", ""]
     failed = _failed(report.runs)
@@ -133,7 +133,7 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     if failed.empty:
         out += ["None.", ""]
     for _, r in failed.iterrows():
-        out += [f"### run {r['run_id']}: {_md_escape(str(r['run_key']))}", "", "```text",
+        out += [f"### run {r['run_id']}: {md_escape(str(r['run_key']))}", "", "```text",
                 str(r["error"]).replace("```", "` ` `").rstrip("\n"), "```", ""]
     return "\n".join(out)
 

@@ -1,4 +1,5 @@
-"""Evaluation of a trained model: accuracy over a loader, the post-hoc shift-BN copy."""
+"""Evaluation of a trained model: accuracy over a loader, the post-hoc shift-BN copy, and the final
+test pass that measures both at once."""
 
 from __future__ import annotations
 
@@ -39,3 +40,45 @@ def _evaluate(model: nn.Module, loader: Any, loss_level: Any, device: torch.devi
         key = "spike_rate" if name == "overall" else f"spike_rate/{name}"
         out_metrics[key] = s / total
     return out_metrics
+
+
+def evaluate_test(model: nn.Module, loader: Any, loss_level: Any, device: torch.device
+                  ) -> tuple[dict[str, float], dict[str, float] | None]:
+    """The final test metrics in one pass over ``loader``: ``test_acc`` and the spike rates of
+    ``model``, its synaptic operations (a :class:`harness.run.costs.SynOpsCounter` per-sample
+    result, None without synaptic layers) and ``test_acc_shift_bn`` of its post-hoc shift-BN
+    copy (models with BN), each batch fed to both models, in inference mode.
+
+    Gives what :func:`_evaluate` of the model (under the counter) and of the copy would.
+    """
+    from harness.run.costs import SynOpsCounter
+
+    shifted = _shift_bn_copy(model)  # copied before the counter hooks the model's layers
+    nets = [model] + ([shifted] if shifted is not None else [])
+    modes = [m.training for m in nets]
+    for m in nets:
+        m.eval()
+    correct = [0] * len(nets)
+    total = 0
+    rate_sums: dict[str, float] = {}
+    try:
+        with SynOpsCounter(model) as ops, torch.inference_mode():
+            for x, y in loader:
+                x, y = x.to(device), y.to(device)
+                for i, net in enumerate(nets):
+                    out = net(x)
+                    correct[i] += int((loss_level.logits(out).argmax(-1) == y).sum())
+                    if i == 0:
+                        spike_rates = getattr(model, "spike_rates", None)
+                        for name, r in (spike_rates() if spike_rates else {}).items():
+                            rate_sums[name] = rate_sums.get(name, 0.0) + float(r) * y.shape[0]
+                total += y.shape[0]
+    finally:
+        for m, mode in zip(nets, modes):
+            m.train(mode)
+    metrics = {"test_acc": correct[0] / total if total else math.nan}
+    for name, v in rate_sums.items():
+        metrics["spike_rate" if name == "overall" else f"spike_rate/{name}"] = v / total
+    if shifted is not None:
+        metrics["test_acc_shift_bn"] = correct[1] / total if total else math.nan
+    return metrics, ops.per_sample() if ops.samples else None

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.run.checkpoint import Preempted
-from harness.run.evaluate import _evaluate, _shift_bn_copy
+from harness.run.evaluate import evaluate_test
 from harness.run.switch import OptimizerSwitch
 from tricks.optimizer import current_lr
 
@@ -203,22 +203,14 @@ class BSNNModule(L.LightningModule):
 
     def on_train_end(self) -> None:
         # Runs before Lightning's teardown moves the model back to the CPU.
-        from harness.run.costs import SynOpsCounter
-
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.test_loader is None:
             return
-        with SynOpsCounter(self.model) as ops:
-            self.final.update(_evaluate(self.model, self.test_loader, self.loss_level,
-                                        self.device, prefix="test"))
-        if ops.samples:
-            self.synops = ops.per_sample()
-        shifted = _shift_bn_copy(self.model)
-        if shifted is not None:
-            self.final["test_acc_shift_bn"] = _evaluate(
-                shifted, self.test_loader, self.loss_level, self.device, prefix="test",
-                rates=False)["test_acc"]
+        # test_acc, spike rates, synops and test_acc_shift_bn in one pass over the test set.
+        metrics, self.synops = evaluate_test(self.model, self.test_loader, self.loss_level,
+                                             self.device)
+        self.final.update(metrics)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["bsnn"] = {"history": self.history, "best_val": self.best_val,

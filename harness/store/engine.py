@@ -1,10 +1,16 @@
-"""Opening the results database: engine setup for SQLite and PostgreSQL, schema version."""
+"""Opening the results database: engine setup for SQLite and PostgreSQL, schema version.
+
+A database ``run`` cannot write (read-only file or folder, a file that is not SQLite) is refused
+before anything starts; ``report`` opens SQLite read-only where it cannot write (see
+:func:`sqlite_reader`). The schema version is checked by every command with one message naming
+the one command that fixes a mismatch (:func:`schema_problem`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -18,39 +24,28 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from harness.errors import StorageError
+from harness.store.migrations import MIGRATIONS
 from harness.store.schema import (
     SCHEMA_VERSION,
     Base,
-    Run,
-    RunFactor,
     SchemaInfo,
-    Study,
-    StudyBudget,
-    StudyFactor,
     utcnow,
+)
+from harness.store.sqlite_files import (
+    SQLITE_MAGIC,
+    check_sqlite_writable,
+    sqlite_path,
+    sqlite_reader,
 )
 
 DEFAULT_DB = "sqlite:///results.sqlite"
-_READ_ONLY = "bsnn_read_only"
-
-
-def _add_weights_columns(s: Connection) -> None:
-    """1 -> 2: where each run's kept weights are, and their SHA-256; the energy of schema 1
-    (synaptic operations only) is renamed, so that it never mixes with the new total, which
-    adds memory access (harness.run.costs): re-run a study for the new energy metrics."""
-    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_path VARCHAR(1024)"))
-    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_sha256 VARCHAR(64)"))
-    s.execute(text("UPDATE bench_run_metrics SET name = 'energy_synops_only_uj_per_sample' "
-                   "WHERE name = 'energy_uj_per_sample'"))
-
-
-#: Migration steps: ``MIGRATIONS[v]`` upgrades a database from schema version v to v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_weights_columns}
 #: The advisory-lock key every process takes while it creates or migrates the schema.
 SCHEMA_LOCK_KEY = 0x62736E6E
+_READ_ONLY = "bsnn_read_only"
 
 
 def _is_sqlite(url: str) -> bool:
@@ -93,8 +88,10 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
-def _read_version(conn: Connection) -> int | None:
-    return conn.execute(select(SchemaInfo.version).order_by(SchemaInfo.id)).scalar()
+def _read_version(engine: Engine | Connection) -> int | None:
+    with Session(engine) as s:
+        row = s.scalars(select(SchemaInfo).order_by(SchemaInfo.id)).first()
+        return None if row is None else row.version
 
 
 def schema_lock(conn: Connection) -> None:
@@ -119,6 +116,9 @@ def open_database(url: str | None = None, *, create: bool = True) -> Engine:
         StorageError: unreachable database, or a schema version this code cannot read.
     """
     url = url or DEFAULT_DB
+    path = sqlite_path(url)
+    if path is not None:
+        check_sqlite_writable(url, path)
     engine = make_engine(url)
     try:
         with reader(engine).connect() as conn:
@@ -126,8 +126,8 @@ def open_database(url: str | None = None, *, create: bool = True) -> Engine:
                 version = _read_version(conn)
                 if version == SCHEMA_VERSION:
                     return engine
-                if version is not None:
-                    _refuse_version(url, version)
+                if version is not None and _refused(version):
+                    raise StorageError(schema_problem(url, version, engine))
             elif not create:
                 return engine
         with engine.begin() as conn:
@@ -139,30 +139,135 @@ def open_database(url: str | None = None, *, create: bool = True) -> Engine:
                 if _read_version(conn) is None:
                     conn.execute(insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION,
                                                            created_at=utcnow()))
-            elif version < SCHEMA_VERSION:
-                _refuse_version(url, version)
-                for v in range(version, SCHEMA_VERSION):
-                    MIGRATIONS[v](conn)
-                conn.execute(update(SchemaInfo).values(version=SCHEMA_VERSION))
+            elif version != SCHEMA_VERSION:
+                _migrate(conn, url, version, engine)
         return engine
     except (IntegrityError, ProgrammingError) as exc:
+        engine.dispose()
         raise StorageError(f"cannot create the tables in '{url}': {exc}") from None
-    except OperationalError as exc:
-        raise StorageError(f"cannot open database '{url}': {exc.orig}") from None
+    except DatabaseError as exc:
+        engine.dispose()
+        raise StorageError(f"cannot open database '{url}': {_first_line(exc.orig)}") from None
 
 
-def _refuse_version(url: str, version: int) -> None:
-    """Raise unless this code can open (after migrating) a database at ``version``."""
+def _migrate(conn: Connection, url: str, version: int, engine: Engine) -> None:
+    """Every step from ``version`` to this code's, in ``conn``'s transaction (schema locked)."""
+    if _refused(version):
+        raise StorageError(schema_problem(url, version, engine))
+    for v in range(version, SCHEMA_VERSION):
+        MIGRATIONS[v](conn)
+    conn.execute(update(SchemaInfo).values(version=SCHEMA_VERSION))
+
+
+def _refused(version: int) -> bool:
+    """Whether ``run`` refuses a database of schema ``version`` (it migrates the others)."""
+    return version > SCHEMA_VERSION or any(v not in MIGRATIONS
+                                           for v in range(version, SCHEMA_VERSION))
+
+
+def _check_version(engine: Engine, url: str, version: int) -> None:
+    """Migrate an older database in place where every step exists; refuse any other version."""
+    if version == SCHEMA_VERSION:
+        return
+    if _refused(version):
+        raise StorageError(schema_problem(url, version, engine))
+    with engine.begin() as conn:
+        schema_lock(conn)
+        now = _read_version(conn)  # another process may have migrated it meanwhile
+        if now is not None and now != SCHEMA_VERSION:
+            _migrate(conn, url, now, engine)
+
+
+def schema_problem(url: str, version: int, engine: Engine | None = None) -> str:
+    """The one message for a database of schema ``version`` this code cannot use as it is, with
+    the one command that fixes it (the same from every command)."""
+    where = f"database '{url}' has results schema version {version}"
     if version > SCHEMA_VERSION:
-        raise StorageError(
-            f"database '{url}' has results schema version {version}, newer than this "
-            f"bsnn-bench (version {SCHEMA_VERSION}); upgrade it: pip install --upgrade bsnn-bench")
-    missing = [v for v in range(version, SCHEMA_VERSION) if v not in MIGRATIONS]
-    if missing:
-        raise StorageError(
-            f"database '{url}' has results schema version {version} and no migration to "
-            f"version {SCHEMA_VERSION} exists; open it with the bsnn-bench that wrote it, "
-            f"or start a new database: bsnn-bench run SPEC --db sqlite:///new-results.sqlite")
+        return (f"{where}, newer than this bsnn-bench reads (version {SCHEMA_VERSION}); "
+                f"upgrade bsnn-bench: pip install --upgrade bsnn-bench")
+    if all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+        return (f"{where}, older than this bsnn-bench's {SCHEMA_VERSION}; upgrade the database "
+                f"in place: bsnn-bench migrate --db {url}")
+    release = _writer_release(engine)
+    install = (f"pip install 'bsnn-bench=={release}'" if release
+               else "pip install 'bsnn-bench==VERSION' (the release that wrote it)")
+    return (f"{where} and no migration to this bsnn-bench's version {SCHEMA_VERSION} exists; "
+            f"read it with the release that wrote it: {install}")
+
+
+def _writer_release(engine: Engine | None) -> str | None:
+    """The bsnn-bench version recorded by the database's most recent run, if any."""
+    if engine is None:
+        return None
+    try:
+        from harness.store.schema import Run
+
+        with Session(engine) as s:
+            versions = s.scalar(select(Run.versions).where(Run.versions.is_not(None))
+                                .order_by(Run.id.desc()).limit(1))
+    except Exception:  # noqa: BLE001 - only a hint; an older schema may lack the column
+        return None
+    release = versions.get("bsnn-bench") if isinstance(versions, dict) else None
+    return str(release) if release else None
+
+
+def stored_version(engine: Engine) -> int | None:
+    """The schema version a database records, or None where it has no ``bench_schema``."""
+    if "bench_schema" not in set(inspect(engine).get_table_names()):
+        return None
+    return _read_version(engine)
+
+
+def check_usable(url: str) -> None:
+    """Refuse, reading only, a database ``run`` would refuse: a SQLite file that is not a
+    database, or a schema version ``run`` cannot migrate (what ``run --dry-run`` checks). A
+    database that does not exist yet, or cannot be reached, passes: ``run`` reports that."""
+    path = sqlite_path(url)
+    if path is not None:
+        if not Path(path).is_file():
+            return
+        with Path(path).open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+        if head and head != SQLITE_MAGIC:
+            check_sqlite_writable(url, path)  # raises the not-a-database message
+    try:
+        engine = sqlite_reader(path) if path is not None else create_engine(url)
+    except Exception:  # noqa: BLE001 - a bad URL or driver: run itself says so
+        return
+    try:
+        version = stored_version(engine)
+        if version is not None and _refused(version):
+            raise StorageError(schema_problem(url, version, engine))
+    except DatabaseError:
+        return
+    finally:
+        engine.dispose()
+
+
+def migrate(url: str) -> tuple[int, int]:
+    """Upgrade the results database at ``url`` in place; return (old version, new version)."""
+    path = sqlite_path(url)
+    if path is not None:
+        if not Path(path).is_file():
+            raise StorageError(f"results database '{path}' does not exist")
+        check_sqlite_writable(url, path)
+    engine = make_engine(url)
+    try:
+        version = stored_version(engine)
+        if version is None or "bench_runs" not in set(inspect(engine).get_table_names()):
+            raise StorageError(f"'{url}' holds no bsnn-bench results (no bench_schema / "
+                               f"bench_runs tables)")
+        _check_version(engine, url, version)
+        return version, SCHEMA_VERSION
+    except DatabaseError as exc:
+        raise StorageError(f"cannot open database '{url}': {_first_line(exc.orig)}") from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -184,39 +289,3 @@ def schema_guard(url: str) -> Iterator[None]:
                 conn.commit()
     finally:
         engine.dispose()
-
-
-# -- migrations ------------------------------------------------------------------------------
-
-def _migrate_2_to_3(conn: Connection) -> None:
-    """Version 3: study factors and levels, run budgets, search keep-alive, resumed epochs.
-
-    An older study's levels are rebuilt from its stored spec (factor order) and the labels
-    its runs stored, in run order (grid order starts with the reference combination, so the
-    reference level comes first); the next ``bsnn-bench run`` of the spec rewrites them from
-    the spec itself.
-    """
-    conn.execute(text("ALTER TABLE bench_runs ADD COLUMN resumed_from_epoch INTEGER"))
-    conn.execute(text("ALTER TABLE bench_studies ADD COLUMN keep_alive_until TIMESTAMP"))
-    Base.metadata.create_all(conn, tables=[StudyFactor.__table__, StudyBudget.__table__])
-    studies = conn.execute(select(Study.id, Study.spec)).all()
-    for study_id, spec in studies:
-        if isinstance(spec, str):
-            spec = json.loads(spec)
-        rows = conn.execute(
-            select(RunFactor.factor, RunFactor.level).join(Run, Run.id == RunFactor.run_id)
-            .where(Run.study_id == study_id).order_by(Run.position, Run.id)).all()
-        seen: dict[str, list[str]] = {}
-        for factor, level in rows:
-            labels = seen.setdefault(factor, [])
-            if level not in labels:
-                labels.append(level)
-        named = list((spec or {}).get("factors") or {}) if isinstance(spec, dict) else []
-        order = [f for f in named if f in seen] + [f for f in seen if f not in named]
-        for i, factor in enumerate(order):
-            conn.execute(insert(StudyFactor).values(study_id=study_id, factor=factor,
-                                                    position=i, varied=True,
-                                                    labels=seen[factor]))
-
-
-MIGRATIONS[2] = _migrate_2_to_3

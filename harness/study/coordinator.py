@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from harness.errors import UserError
+from harness.errors import EXIT_INTERNAL, EXIT_OK, EXIT_RUNS_FAILED, UserError
 from harness.store import claims, control
 from harness.store import engine as store_engine
 from harness.store.schema import Run
@@ -68,6 +68,8 @@ class StudyOutcome:
     new_runs: int
     #: The signal that stopped the study (SIGINT or SIGTERM), if any.
     signal: int | None = None
+    #: Exit codes of workers that ended otherwise than 0, 130 or 143.
+    crashed: tuple[int, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -75,7 +77,9 @@ class StudyOutcome:
             return EXIT_SIGTERM
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return 1 if self.failed else 0
+        if EXIT_INTERNAL in self.crashed:  # a worker met a storage failure or a bug
+            return EXIT_INTERNAL
+        return EXIT_RUNS_FAILED if self.failed else EXIT_OK
 
 
 def _cores() -> int:
@@ -120,6 +124,7 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
         raise UserError("design: search needs a coordinator that asks Optuna for trials "
                         "while workers run: use --launcher local or slurm, without --detach")
     if dry_run:
+        store_engine.check_usable(url)  # the refusals `run` would give, without writing
         print(describe_plan(spec, url, workers))
         return 0
     _check_datasets(spec)
@@ -288,4 +293,5 @@ def _outcome(engine: Any, study_id: int, display: Any, codes: list[int | None],
     if crashed and not failed and not interrupted:
         failed = [f"<worker exited with code {c}>" for c in crashed]
     return StudyOutcome(counts=counts, failed=failed, interrupted=interrupted,
-                        wall_time_s=wall, new_runs=new_runs, signal=signum)
+                        wall_time_s=wall, new_runs=new_runs, signal=signum,
+                        crashed=tuple(crashed))

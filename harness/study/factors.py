@@ -13,7 +13,7 @@ from harness.config import RunConfig, set_path
 from harness.errors import ConfigError, SpecError
 from tricks._registry import TrickError, format_value
 
-__all__ = ["MAX_VALUES", "Factor", "check_size", "parse_factor", "value_label"]
+__all__ = ["Factor", "parse_factor", "value_label"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,26 +25,6 @@ class Factor:
     kind: str
     labels: tuple[str, ...]
     values: tuple[Any, ...]
-
-
-#: A real spec holds hundreds of values; YAML aliases can make a small file expand to billions.
-MAX_VALUES = 100_000
-
-
-def check_size(data: Any, path: str) -> None:
-    """Refuse a document whose aliases expand it past MAX_VALUES (walks at most that many)."""
-    stack = [data]
-    seen = 0
-    while stack:
-        node = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES:
-            raise SpecError(f"{path}: the document expands to more than {MAX_VALUES} values "
-                            f"(YAML alias bomb?); write the values out")
-        if isinstance(node, Mapping):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def _config_path_type(path: str) -> Any:

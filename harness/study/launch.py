@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from harness.errors import UserError
+from harness.errors import EXIT_INTERNAL, UserError
 from harness.run.memory import tuned_environ
 from harness.study.options import INLINE_ENV, WorkerOptions
 
@@ -94,7 +94,16 @@ def _worker_env(threads: int) -> Iterator[None]:
 def _worker_entry(opts: WorkerOptions) -> None:
     from harness.study.worker import worker_main
 
-    code = worker_main(opts)
+    try:
+        code = worker_main(opts)
+    except Exception as exc:  # noqa: BLE001 - one line, as the command itself says it
+        from harness.errors import traceback_note
+        from harness.store.failures import describe_failure
+
+        what = describe_failure(exc, opts.url) or (
+            f"internal error: {type(exc).__name__}: {exc} ({traceback_note(exc)})")
+        print(f"bsnn-bench: error: worker {os.getpid()}: {what}", file=sys.stderr)
+        code = EXIT_INTERNAL
     # Everything is committed by now; skipping interpreter teardown (torch, Lightning) saves
     # seconds per worker at the end of every study.
     sys.stdout.flush()

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from harness.errors import UserError
+from harness.errors import EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, UserError
 from harness.store import claims
 
 __all__ = [
@@ -28,12 +28,8 @@ __all__ = [
     "lease_from_env",
 ]
 
-EXIT_OK = 0
-#: Ctrl-C (SIGINT): 128 + 2.
-EXIT_INTERRUPTED = 130
-#: SIGTERM (Slurm's preemption and time-limit signal): 128 + 15. Issue 15 collects the exit codes
-#: in harness.errors; this is the same value.
-EXIT_SIGTERM = 143
+#: Ctrl-C (SIGINT) 130, SIGTERM (Slurm's preemption and time-limit signal) 143.
+EXIT_INTERRUPTED = EXIT_SIGINT
 
 #: Lease and heartbeat (seconds) of a claimed run: ``"LEASE"`` or ``"LEASE:HEARTBEAT"``.
 #: A run whose worker stops renewing for LEASE seconds is re-run elsewhere. Default 120:30.

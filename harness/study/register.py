@@ -84,6 +84,9 @@ def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[Planned
         if row.spec_hash != spec.config_hash():
             changed = ", ".join(_spec_diff(row.spec, spec.raw)) or "the run settings"
             raise refuse(f"changed: {changed}")
+        reordered = spec.level_order_change(row.spec)
+        if reordered:
+            raise refuse(reordered)
         if spec.design != "search":
             old_keys = set(s.scalars(select(Run.run_key).where(Run.study_id == row.id)))
             lost = sorted(old_keys - {p.key for p in planned})
