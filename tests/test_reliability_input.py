@@ -16,7 +16,7 @@ from harness.errors import SpecError, StorageError
 from harness.store import claims
 from harness.store import engine as store_engine
 from harness.store.schema import Study
-from harness.study.coordinator import _register
+from harness.study.register import register as _register
 from harness.study.spec import parse_spec
 
 
