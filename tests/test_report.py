@@ -85,16 +85,29 @@ def test_every_file_of_the_report_is_written(reported: dict[str, Any]) -> None:
                   "interaction_binarization_optimizer", "top_configurations", "bn_vs_shift_bn",
                   "cost", "best_practice", "recommended_vs_baseline"):
         assert f"{table}.csv" in names and f"{table}.tex" in names, table
-    for figure in ("main_effects", "learning_curves", "interaction_heatmap", "pareto"):
+    for figure in ("contrasts", "learning_curves", "interaction_heatmap", "pareto"):
         png = (folder / f"{figure}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000, figure
+        assert _png_dpi(png) >= 200, figure
+        assert (folder / f"{figure}.pdf").read_bytes().startswith(b"%PDF-"), figure
     assert {"report.md", "index.html"} <= names
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 4
     assert "src=\"http" not in page and "<link" not in page  # self-contained
     tex = (folder / "main_effects.tex").read_text(encoding="utf-8")
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
-    assert "ste-clip" in tex and r"epochs\_to\_95pct" in tex
+    assert "ste-clip" in tex and r"\label{tab:full-main-effects}" in tex
+    assert r"p (Holm)" in tex and "p\\_holm" not in tex  # readable headers
+
+
+def _png_dpi(png: bytes) -> float:
+    """Pixels per inch from the PNG's pHYs chunk (matplotlib writes the dpi there)."""
+    import struct
+
+    at = png.index(b"pHYs")
+    x, _y, unit = struct.unpack(">IIB", png[at + 4:at + 13])
+    assert unit == 1  # per metre
+    return round(x * 0.0254)
 
 
 def test_main_effects_numbers(reported: dict[str, Any]) -> None:
@@ -266,11 +279,26 @@ def test_one_at_a_time_design_gives_the_factorial_ablation(reported: dict[str, A
 
 def test_best_practice_summary_in_report(reported: dict[str, Any]) -> None:
     md = (reported["out"] / "full" / "report.md").read_text(encoding="utf-8")
-    summary = md[md.index("**Best practice.**"):].splitlines()[0]
+    summary = md[md.index("**Recommendation.**"):].splitlines()[0]
     assert f"binarization = {BIN[0]} (significantly best)" in summary
     assert f"optimizer = {OPT[0]} (no significant difference)" in summary
     assert "The recommended combination is the baseline." in summary
-    assert md.index("**Best practice.**") < md.index("## 1. Main")
+    # The first screen: recommendation, the contrasts figure, the main-effects table, then
+    # everything else.
+    order = [md.index("**Recommendation.**"), md.index("![Every level against"),
+             md.index("## Main effects"), md.index("## Figures"), md.index("## More tables"),
+             md.index("## Study details")]
+    assert order == sorted(order)
+    table = md[md.index("## Main effects"):md.index("## Figures")]
+    header = next(line for line in table.splitlines() if line.startswith("| Factor"))
+    assert header.count("|") - 1 <= 8  # at most 8 columns; the rest is in the CSV
+    me = read(reported, "full", "main_effects")
+    fp32, ste = me.iloc[0], me.iloc[1]
+    # Accuracy in points with one decimal, p-values with 2 significant digits, everywhere.
+    assert f"| fp32 | 9 | {100 * fp32['mean']:.1f} | reference |  |  |  |" in table
+    assert (f"| ste-clip | 9 | {100 * ste['mean']:.1f} | {100 * ste['diff']:+.1f} | "
+            f"[{100 * ste['diff_ci_low']:+.1f}, {100 * ste['diff_ci_high']:+.1f}] | "
+            f"1.2e-02 | yes |") in table
 
 
 def test_partial_study_counts_and_failures(reported: dict[str, Any]) -> None:
@@ -278,7 +306,7 @@ def test_partial_study_counts_and_failures(reported: dict[str, Any]) -> None:
     assert "Partial study: 14 of 18 runs complete, 1 failed, 3 pending" in md
     assert "18 runs: 14 complete, 1 failed, 3 pending (of which 1 running)" in md
     failed_at = md.index("## Failed runs")
-    assert md.index("loss became NaN at epoch 1 (run 1)") > failed_at > md.index("## 1. Main")
+    assert md.index("loss became NaN at epoch 1 (run 1)") > failed_at > md.index("## Main effects")
     me = read(reported, "partial", "main_effects")
     assert me["runs"].sum() == 2 * 14  # every complete run once per factor
     full_md = (reported["out"] / "full" / "report.md").read_text(encoding="utf-8")
@@ -368,7 +396,7 @@ def test_cli_report_and_user_errors(reported: dict[str, Any], tmp_path: Path,
     assert (tmp_path / "cli" / "partial" / "report.md").is_file()
     cases = [
         (["--study", "nope"], "no study named 'nope'"),
-        (["--format", "md,pdf"], "unknown report format 'pdf'"),
+        (["--format", "md,docx"], "unknown report format 'docx'"),
         (["--metric", "no_such_metric", "--study", "full"], "metric 'no_such_metric'"),
         (["--db", f"sqlite:///{tmp_path / 'missing.sqlite'}"], "missing.sqlite' does not exist"),
     ]

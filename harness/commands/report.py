@@ -12,8 +12,8 @@ def register(sub: Any) -> None:
     p.add_argument("--study", action="append", help="study name (repeatable; default: all)")
     p.add_argument("--out", default="reports", help="output folder (default reports/)")
     p.add_argument("--metric", default="test_acc", help="metric the tables compare")
-    p.add_argument("--format", default="md,html,csv,tex,png",
-                   help="comma-separated subset of md,html,csv,tex,png")
+    p.add_argument("--format", default="md,html,csv,tex,png,pdf",
+                   help="comma-separated subset of md,html,csv,tex,png,pdf")
     p.set_defaults(func=main)
 
 

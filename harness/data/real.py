@@ -59,8 +59,7 @@ def _missing(name: str, location: str) -> DatasetMissingError:
     return DatasetMissingError(
         f"dataset '{name}' not found at {location}: expected {LAYOUTS[name]} under the data root "
         f"(dataset.root, $BSNN_DATA_DIR or ~/.cache/bsnn-bench/data). Get it from "
-        f"{_SOURCES[name]}, or let tonic download it with dataset.download: true "
-        f"(--set dataset.download=true)")
+        f"{_SOURCES[name]}, or let tonic download it with dataset.download: true")
 
 
 class _Offline:

@@ -14,7 +14,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from harness.report.assemble import FORMATS, build_report, study_dirname, write_report
+from harness.report.assemble import (
+    FIGURE_FORMATS,
+    FORMATS,
+    build_report,
+    study_dirname,
+    write_report,
+)
 from harness.report.pages import StudyReport
 from harness.report.stats import bootstrap_ci, holm, paired_test, pareto_front
 from harness.report.tables import (
@@ -80,7 +86,7 @@ def report_command(db: str | None = None, studies: Sequence[str] | None = None,
         for name in names:
             # Drawing is most of a report's time: skip it when no format shows figures.
             report = build_report(engine, name, metric=metric,
-                                  figures=bool({"png", "html"} & set(formats)))
+                                  figures=bool(set(FIGURE_FORMATS) & set(formats)))
             paths = write_report(report, out, formats)
             folder = paths[0].parent if paths else out
             print(f"{name}: {len(paths)} files in {folder}")

@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select, update
@@ -45,7 +45,7 @@ from harness.run.memory import ALLOCATOR_ENV, tuned_environ
 from harness.store import claims
 from harness.store import engine as store_engine
 from harness.store.schema import Run, Study
-from harness.study.plan import _check_datasets, describe_plan
+from harness.study.plan import _check_datasets, check_plan, check_spec_change, describe_plan
 from harness.study.spec import PlannedRun, StudySpec, load_spec
 from harness.study.trials import (
     _optuna_study,
@@ -115,25 +115,6 @@ def _cores() -> int:
 
 # -- registering the study -------------------------------------------------------------------
 
-def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out = []
-    for k in keys:
-        if k in ("factors", "description", "grid_cap"):
-            continue
-        o, n = old.get(k), new.get(k)
-        if isinstance(o, Mapping) and isinstance(n, Mapping):
-            for sub in sorted(set(o) | set(n)):
-                if sub != "seeds" and o.get(sub) != n.get(sub):
-                    out.append(f"{k}.{sub}")
-        elif o != n:
-            out.append(k)
-    of, nf = old.get("factors") or {}, new.get("factors") or {}
-    if set(of) != set(nf):
-        out.append("the set of factors")
-    return out
-
-
 def _register(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
     """Create or check the study row; refuse a changed spec unless it only adds runs."""
     for _ in range(3):
@@ -145,13 +126,6 @@ def _register(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun])
 
 
 def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
-    def refuse(why: str) -> StorageError:
-        allowed = ("only adding levels or seeds is allowed" if spec.design != "search"
-                   else "a search study's spec cannot change")
-        return StorageError(
-            f"study '{spec.name}' in {url} was created from a different spec ({why}); "
-            f"{allowed}: use a new study name (study: ...) or restore the spec")
-
     with Session(engine) as s, s.begin():
         row = s.scalars(select(Study).where(Study.name == spec.name)).first()
         if row is None:
@@ -160,16 +134,7 @@ def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[Planned
             s.add(row)
             s.flush()
             return int(row.id)
-        if row.spec_hash != spec.config_hash():
-            changed = ", ".join(_spec_diff(row.spec, spec.raw)) or "the run settings"
-            raise refuse(f"changed: {changed}")
-        if spec.design != "search":
-            old_keys = set(s.scalars(select(Run.run_key).where(Run.study_id == row.id)))
-            lost = sorted(old_keys - {p.key for p in planned})
-            if lost:
-                raise refuse(f"it removes {len(lost)} existing runs, e.g. {lost[0]}")
-        elif row.spec != spec.raw:
-            raise refuse("changed: " + (", ".join(_spec_diff(row.spec, spec.raw)) or "factors"))
+        check_spec_change(s, row, spec, url, {p.key for p in planned})
         row.spec = spec.raw
         return int(row.id)
 
@@ -187,7 +152,8 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
         raise UserError(f"--max-runs must be at least 1, got {max_runs}")
     url = db or store_engine.DEFAULT_DB
     if dry_run:
-        print(describe_plan(spec, url, workers))
+        state = check_plan(spec, url, retry_failed=retry_failed)
+        print(describe_plan(spec, url, workers, state))
         return 0
     _check_datasets(spec)
     outcome = run_study(spec, url=url, workers=workers, max_runs=max_runs, progress=progress,
