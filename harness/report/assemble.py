@@ -63,11 +63,11 @@ C = Column
 #: What the documents and LaTeX files show of each table (the CSV keeps every column).
 SHOWN: dict[str, list[Column]] = {
     "main_effects": [C("factor"), C("level"), C("runs"), C("mean", "Mean"),
-                     C("diff", on_reference="reference"),
-                     C(("diff_ci_low", "diff_ci_high"), "95% CI of Δ"),
+                     C("diff", "Δ vs ref.", on_reference="reference"),
+                     C(("diff_ci_low", "diff_ci_high"), "95% CI"),
                      C("p_holm"), C("significant", on_reference="")],
-    "ablation": [C("change"), C("runs"), C("mean"), C("diff"),
-                 C(("diff_ci_low", "diff_ci_high"), "95% CI of Δ"), C("test"), C("p_holm"),
+    "ablation": [C("change", width="0.3\\linewidth"), C("runs"), C("mean"), C("diff", "Δ"),
+                 C(("diff_ci_low", "diff_ci_high"), "95% CI"), C("test"), C("p_holm"),
                  C("significant")],
     "bn_vs_shift_bn": [C("group"), C("level"), C("runs"), C("test_acc", "BN"),
                        C("test_acc_shift_bn", "Shift-BN"), C("loss", "Loss"),
@@ -78,8 +78,8 @@ SHOWN: dict[str, list[Column]] = {
                       C("decision", width="0.3\\linewidth"), C("reference"),
                       C("diff_vs_reference")],
     "recommended_vs_baseline": [C("configuration"), C("levels", width="0.35\\linewidth"),
-                                C("runs"), C("mean"), C("diff"),
-                                C(("diff_ci_low", "diff_ci_high"), "95% CI of Δ"), C("p")],
+                                C("runs"), C("mean"), C("diff", "Δ"),
+                                C(("diff_ci_low", "diff_ci_high"), "95% CI"), C("p")],
 }
 
 
@@ -155,7 +155,7 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
     top = tbl.top_configurations(runs, metric=metric, k=top_k)
     add(ReportTable("top_configurations", f"Top {top_k} configurations by mean {metric} "
                     f"(over seeds)", top, ACCURACY_NOTE,
-                    [Column("rank"), *(Column(f, width="0.14\\linewidth") for f in lv),
+                    [Column("rank"), *(Column(f, kind="text") for f in lv),
                      Column("runs"), Column("mean"), Column("std")]))
     bn = tbl.bn_vs_shift_bn(runs)
     if len(bn) and bn["runs"].sum() > 0:
