@@ -1,4 +1,4 @@
-"""The ``bsnn-bench`` command: train | run | report | tricks.
+"""The ``bsnn-bench`` command: train | run | report | show | compare | tricks.
 
 User errors print one line and exit 2 (never a traceback); bugs still show their traceback.
 """
@@ -18,12 +18,23 @@ __all__ = ["main"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "report", "tricks")
+COMMANDS = ("train", "run", "report", "show", "compare", "tricks")
+
+
+def version() -> str:
+    """The installed distribution's version (the source tree's when run from a checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("bsnn-bench")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bsnn-bench", description="Ablation studies of binary spiking neural networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"harness.commands.{name}").register(sub)
