@@ -45,16 +45,10 @@ from harness.run.memory import ALLOCATOR_ENV, tuned_environ
 from harness.store import claims
 from harness.store import engine as store_engine
 from harness.store.schema import Run, Study
+from harness.study.grid_trials import _record_grid_trials, add_grid_trial, name_objective
 from harness.study.plan import _check_datasets, check_plan, check_spec_change, describe_plan
 from harness.study.spec import PlannedRun, StudySpec, load_spec
-from harness.study.trials import (
-    _optuna_study,
-    _pruner,
-    _record_grid_trials,
-    _Search,
-    add_grid_trial,
-    make_pruning_callback,
-)
+from harness.study.trials import _optuna_study, _pruner, _Search, make_pruning_callback
 
 __all__ = [
     "ALLOCATOR_ENV",
@@ -207,6 +201,7 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
         pruner = _pruner(spec.pruning)
     ostudy = _optuna_study(url, spec.name, direction=spec.direction, sampler=sampler,
                            pruner=pruner)
+    name_objective(ostudy, spec)
     if retry_failed:
         with Session(engine) as s, s.begin():
             # A grid run's next attempt gets its own Optuna trial; the failed one stays.
@@ -267,13 +262,22 @@ class _Bookkeeping:
         self.display, self.record = display, record
         self._record_args = (engine, spec, study_id, url)
         self._last = 0.0
+        self._warned = ""
 
     def tick(self) -> None:
         with contextlib.suppress(Exception):
             self.display.poll()
-            if self.record and time.perf_counter() - self._last > 2.0:
+        if self.record and time.perf_counter() - self._last > 2.0:
+            self._last = time.perf_counter()
+            try:
                 _record_grid_trials(*self._record_args)
-                self._last = time.perf_counter()
+            except Exception as exc:  # noqa: BLE001 - the study goes on; final() raises
+                # Said once per distinct error, never hidden: the next tick tries again.
+                text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                if text != self._warned:
+                    self._warned = text
+                    print(f"bsnn-bench: warning: recording Optuna trials failed (will "
+                          f"retry): {text}", file=sys.stderr)
 
     def final(self) -> None:
         if self.record:
