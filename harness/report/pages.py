@@ -106,6 +106,10 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     out = [f"# Study report: {_md_escape(report.study)}", ""]
     if h["partial"]:
         out += [f"> **{h['partial']}**", ""]
+    if report.verdicts:
+        out += ["## What this study shows", ""]
+        out += [f"- {_md_escape(v)}" for v in report.verdicts]
+        out += [""]
     if report.summary:
         out += [f"**Best practice.** {_md_escape(report.summary)}", ""]
     out += [f"- **{k}:** {_md_escape(v)}" for k, v in h["items"]]
@@ -155,6 +159,9 @@ def render_html(report: StudyReport) -> str:
            "</head>", "<body>", f"<h1>Study report: {e(report.study)}</h1>"]
     if h["partial"]:
         out.append(f'<p class="partial"><strong>{e(h["partial"])}</strong></p>')
+    if report.verdicts:
+        out.append("<h2>What this study shows</h2>")
+        out.append("<ul>" + "".join(f"<li>{e(v)}</li>" for v in report.verdicts) + "</ul>")
     if report.summary:
         out.append(f"<p><strong>Best practice.</strong> {e(report.summary)}</p>")
     out.append("<ul>")
@@ -222,6 +229,8 @@ class StudyReport:
     figures: list[ReportFigure]
     #: Best practice in words (empty until a run is complete).
     summary: str = ""
+    #: The first screen: one sentence per factor (harness.report.verdict).
+    verdicts: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
