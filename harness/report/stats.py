@@ -23,6 +23,7 @@ functions the report prints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Hashable, Sequence
@@ -205,6 +206,19 @@ def _power(effect: float, sd: float, n: int, alpha: float) -> float:
     return upper + (lower if math.isfinite(lower) else 0.0)
 
 
+@functools.lru_cache(maxsize=4096)
+def _unit_mde(n_seeds: int, level: float, power: float) -> float:
+    """The MDE at seed SD 1 (the MDE is proportional to the SD: t and its non-centrality
+    scale together)."""
+    hi = 2.0
+    while _power(hi, 1.0, n_seeds, level) < power:
+        hi *= 2.0
+        if hi > 1e6:
+            return math.inf
+    return float(optimize.brentq(lambda e: _power(e, 1.0, n_seeds, level) - power, 0.0, hi,
+                                 xtol=1e-10))
+
+
 def min_detectable_effect(sd: float, n_seeds: int, *, family: int = 1, alpha: float = ALPHA,
                           power: float = POWER) -> float:
     """Smallest true effect a seed-level t-test at ``alpha / family`` (Holm's first, strictest
@@ -213,15 +227,12 @@ def min_detectable_effect(sd: float, n_seeds: int, *, family: int = 1, alpha: fl
         return math.nan
     if sd == 0:
         return 0.0
-    level = alpha / max(1, family)
-    lo = 0.0
-    hi = sd * 2.0
-    while _power(hi, sd, n_seeds, level) < power:
-        hi *= 2.0
-        if hi > 1e6 * sd:
-            return math.inf
-    return float(optimize.brentq(lambda e: _power(e, sd, n_seeds, level) - power, lo, hi,
-                                 xtol=1e-9 * sd))
+    return sd * _unit_mde(int(n_seeds), alpha / max(1, family), power)
+
+
+@functools.lru_cache(maxsize=256)
+def _z_sum(level: float, power: float) -> float:
+    return float(stats.norm.ppf(1 - level / 2) + stats.norm.ppf(power))
 
 
 def seeds_for_effect(sd: float, effect: float, *, family: int = 1, alpha: float = ALPHA,
@@ -232,8 +243,12 @@ def seeds_for_effect(sd: float, effect: float, *, family: int = 1, alpha: float 
         return None
     if sd == 0:
         return MIN_SEEDS
-    for n in range(MIN_SEEDS, MAX_SEEDS_SEARCH + 1):
-        if _power(effect, sd, n, alpha / max(1, family)) >= power:
+    level = alpha / max(1, family)
+    # The normal approximation never overshoots the t answer: start just below it.
+    z = _z_sum(level, power)
+    start = max(MIN_SEEDS, int((z * sd / effect) ** 2) - 1)
+    for n in range(start, MAX_SEEDS_SEARCH + 1):
+        if sd * _unit_mde(n, level, power) <= effect:
             return n
     return None
 
