@@ -23,6 +23,7 @@ from harness.errors import StorageError
 from harness.report import effects as eff
 from harness.report import figures as figs
 from harness.report import interaction as inter
+from harness.report import mixed
 from harness.report import practice as prac
 from harness.report import tables as tbl
 from harness.report.contrasts import DEFAULT_TARGET, family_note
@@ -117,6 +118,25 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
                                 extra=LEVEL_NOTE + placebo),
                     ["factor", "level", "seeds", "mean", "ci_low", "ci_high", "diff",
                      "diff_ci_low", "diff_ci_high", "p_holm", "resolved"]))
+    if mixed.AVAILABLE:
+        check = mixed.mixed_model_check(runs, effects, metric=metric)
+        if len(check):
+            bad = mixed.disagreements(check)
+            if bad:
+                report.verdicts.append("Cross-check: the mixed model (seed random intercept "
+                                       "and slopes) disagrees sharply with the seed-level t "
+                                       "on " + "; ".join(bad) + ".")
+            add(ReportTable("mixed_model_check", f"Cross-check of the main effects with a "
+                            f"linear mixed model ({metric})", check,
+                            "MixedLM (statsmodels, REML): fixed effects of the factor and of "
+                            "every cell of the other factors; per seed a random intercept, "
+                            "random slopes for the factor's levels and a variance component "
+                            "per cell; Wald SE and 95% interval. seed_se: the "
+                            "seed-level contrast's standard error. verdict 'disagrees': "
+                            "different significance at 0.05 or SEs differing by more than 2x. "
+                            "The seed-level t is the primary test."
+                            + (" Disagreements: " + "; ".join(bad) + "." if bad else
+                               " No sharp disagreement.")))
     add(ReportTable("ablation", f"One-at-a-time ablation of {metric} (baseline = every "
                     f"reference level; one change at a time)",
                     eff.ablation(runs, metric=metric, target=target),
