@@ -28,7 +28,7 @@ WIDE_SPEC: dict[str, Any] = {
     "study": "full_factorial",
     "design": "full-factorial",
     "dataset": {"name": "digits-dvs"},
-    "train": {"seeds": [0, 1]},
+    "train": {"seeds": [0, 1, 2]},
     "factors": {
         "binarization": ["fp32", "ste-clip"],
         "optimizer": ["adam", {"name": "sgd", "lr": 0.5}, {"name": "hybrid", "switch_at": 0.33},

@@ -66,7 +66,7 @@ def _text_table(frame: Any) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.report.tables import main_effects
+    from harness.report import main_effects
     from harness.results import runs_frame
 
     a = main_effects(runs_frame(args.db, args.study_a), metric=args.metric)

@@ -1,4 +1,4 @@
-"""Assemble one study's report from the database and write it as Markdown, HTML, CSV, LaTeX, PNG.
+"""Assemble one study's report from the database; write it as Markdown, HTML, CSV, LaTeX, PNG, PDF.
 
 Study, factor and level names are data: they are written verbatim (escaped for the format at
 hand: HTML entities, LaTeX escapes, ``\\|`` inside Markdown table cells) and never become paths.
@@ -20,10 +20,15 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from harness.errors import StorageError
-from harness.report import figures as figs
-from harness.report import figures_contrasts, figures_cost
+from harness.report import effects as eff
+from harness.report import interaction as inter
+from harness.report import mixed
+from harness.report import practice as prac
 from harness.report import tables as tbl
-from harness.report.formats import Column, latex_table
+from harness.report.contrasts import DEFAULT_TARGET, family_note
+from harness.report.draw import _pts, draw_figures
+from harness.report.formats import latex_table
+from harness.report.layout import columns_for, verdict_labels
 from harness.report.numbers import ACCURACY_NOTE
 from harness.report.pages import (
     ReportFigure,
@@ -32,10 +37,11 @@ from harness.report.pages import (
     render_html,
     render_markdown,
 )
-from harness.report.stats import ALPHA, MIN_WILCOXON_PAIRS, N_BOOTSTRAP
-from harness.results import curves_frame, runs_frame, study_info
+from harness.report.verdict import PLACEBO_MEANING, verdicts
+from harness.results import runs_frame, study_info
 
 __all__ = [
+    "FIGURE_FORMATS",
     "FORMATS",
     "ReportFigure",
     "ReportTable",
@@ -52,35 +58,21 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
                      *(f"lpt{i}" for i in range(10))}
 
-STATS_NOTE = (f"Means over complete runs; 95% CI: percentile bootstrap of the mean "
-              f"({N_BOOTSTRAP} resamples, fixed seed). Differences from the reference are "
-              f"paired (same other levels and seed): Wilcoxon signed-rank with at least "
-              f"{MIN_WILCOXON_PAIRS} pairs, paired t below; p (Holm): Holm-corrected over the "
-              f"table; significant: p (Holm) < {ALPHA}. " + ACCURACY_NOTE + " Every column, "
-              "at full precision, is in the table's CSV file.")
+LEVEL_NOTE = ("Level means are means of seed means; their 95% CI (ci_low, ci_high in the "
+              "CSV): t interval over the seed means (df = seeds - 1). test_samples: test-set "
+              "size per run; binom_se: the binomial standard error sqrt(p(1-p)/n) of one "
+              "run's accuracy on it, a floor under any single-run comparison. Verdict: "
+              "established = significant after Holm; ruled out = not significant with a "
+              "resolved CI (effects beyond its bounds are excluded); unresolved = neither. "
+              + ACCURACY_NOTE)
 
-C = Column
-#: What the documents and LaTeX files show of each table (the CSV keeps every column).
-SHOWN: dict[str, list[Column]] = {
-    "main_effects": [C("factor"), C("level"), C("runs"), C("mean", "Mean"),
-                     C("diff", "Δ vs ref.", on_reference="reference"),
-                     C(("diff_ci_low", "diff_ci_high"), "95% CI"),
-                     C("p_holm"), C("significant", on_reference="")],
-    "ablation": [C("change", width="0.3\\linewidth"), C("runs"), C("mean"), C("diff", "Δ"),
-                 C(("diff_ci_low", "diff_ci_high"), "95% CI"), C("test"), C("p_holm"),
-                 C("significant")],
-    "bn_vs_shift_bn": [C("group"), C("level"), C("runs"), C("test_acc", "BN"),
-                       C("test_acc_shift_bn", "Shift-BN"), C("loss", "Loss"),
-                       C(("loss_ci_low", "loss_ci_high"), "95% CI of loss"), C("p_holm")],
-    "cost": [C("binarization"), C("arch"), C("runs"), C("weight_memory_bits"),
-             C("weight_memory_ratio"), C("energy_uj_per_sample"), C("synops_per_sample")],
-    "best_practice": [C("factor"), C("recommended", width="0.2\\linewidth"),
-                      C("decision", width="0.3\\linewidth"), C("reference"),
-                      C("diff_vs_reference")],
-    "recommended_vs_baseline": [C("configuration"), C("levels", width="0.35\\linewidth"),
-                                C("runs"), C("mean"), C("diff", "Δ"),
-                                C(("diff_ci_low", "diff_ci_high"), "95% CI"), C("p")],
-}
+
+def study_target(info: dict[str, Any]) -> float:
+    """The study's precision target: its seed rule's ``half_width``, else the default."""
+    spec = info.get("spec") if isinstance(info.get("spec"), dict) else {}
+    seeds = (spec.get("train") or {}).get("seeds") if isinstance(spec, dict) else None
+    hw = seeds.get("half_width") if isinstance(seeds, dict) else None
+    return float(hw) if isinstance(hw, int | float) and hw > 0 else DEFAULT_TARGET
 
 
 def study_dirname(name: str) -> str:
@@ -103,16 +95,13 @@ def _grid_frame(grid: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _grid_columns(frame: pd.DataFrame, accuracy: bool) -> list[Column]:
-    corner, *levels = [str(c) for c in frame.columns]
-    return [Column(corner, kind="text"), *(Column(c, kind="acc" if accuracy else "num")
-                                           for c in levels)]
-
-
 def build_report(engine: Engine | str | None, study: str, *, metric: str = "test_acc",
-                 top_k: int = 10, figures: bool = True) -> StudyReport:
+                 top_k: int = 10, figures: bool = True, delta: float = prac.DEFAULT_DELTA,
+                 target: float | None = None) -> StudyReport:
     """Compute every table (and with ``figures``, every figure) of ``study``; nothing is
-    written."""
+    written. ``delta``: the non-inferiority margin of best practice; ``target``: the CI
+    half-width a contrast must reach to count as resolved (default: the study's seed rule's
+    ``half_width``, else 0.02)."""
     info = study_info(engine, study)
     runs = runs_frame(engine, study)
     report = StudyReport(study, info, runs, metric, [], [])
@@ -123,92 +112,135 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
         known = ", ".join(runs.attrs.get("metrics", [])) or "none"
         raise tbl.ReportError(f"study {study!r}: no complete run recorded metric {metric!r} "
                               f"(metrics: {known})")
+    if target is None:
+        target = study_target(info)
     lv = tbl.study_factors(runs)
-    acc = report.accuracy
     add = report.tables.append
-    effects = tbl.main_effects(runs, metric=metric)
-    add(ReportTable("main_effects", f"Main effects on {metric}", effects, STATS_NOTE,
-                    SHOWN["main_effects"]))
+    effects = eff.main_effects(runs, metric=metric, target=target)
+    effects = effects.assign(verdict=verdict_labels(effects))
+    report.verdicts = verdicts(effects, metric=metric, target=target)
+    placebo = (" The placebo factor's rows come first. " + PLACEBO_MEANING
+               if eff.PLACEBO in lv else "")
+    add(ReportTable("main_effects", f"Main effects on {metric} (seed-level contrasts with the "
+                    f"reference level)", effects,
+                    family_note("every level-vs-reference contrast of this table", target,
+                                extra=LEVEL_NOTE + placebo),
+                    ["factor", "level", "seeds", "mean", "ci_low", "ci_high", "diff",
+                     "diff_ci_low", "diff_ci_high", "p_holm", "resolved"]))
+    if mixed.AVAILABLE:
+        check = mixed.mixed_model_check(runs, effects, metric=metric)
+        if len(check):
+            bad = mixed.disagreements(check)
+            if bad:
+                report.verdicts.append("Cross-check: the mixed model (seed random intercept "
+                                       "and slopes) disagrees sharply with the seed-level t "
+                                       "on " + "; ".join(bad) + ".")
+            add(ReportTable("mixed_model_check", f"Cross-check of the main effects with a "
+                            f"linear mixed model ({metric})", check,
+                            "MixedLM (statsmodels, REML): fixed effects of the factor and of "
+                            "every cell of the other factors; per seed a random intercept, "
+                            "random slopes for the factor's levels and a variance component "
+                            "per cell; Wald SE and 95% interval. seed_se: the "
+                            "seed-level contrast's standard error. verdict 'disagrees': "
+                            "different significance at 0.05 or SEs differing by more than 2x. "
+                            "The seed-level t is the primary test."
+                            + (" Disagreements: " + "; ".join(bad) + "." if bad else
+                               " No sharp disagreement.")))
     add(ReportTable("ablation", f"One-at-a-time ablation of {metric} (baseline = every "
                     f"reference level; one change at a time)",
-                    tbl.ablation(runs, metric=metric),
-                    "Differences are paired by seed with the baseline. " + STATS_NOTE,
-                    SHOWN["ablation"]))
+                    eff.ablation(runs, metric=metric, target=target),
+                    family_note("every single change from the baseline", target,
+                                extra=LEVEL_NOTE),
+                    ["change", "seeds", "mean", "ci_low", "ci_high", "diff", "diff_ci_low",
+                     "diff_ci_high", "p_holm"]))
     pairs = [(a, b) for i, a in enumerate(lv) for b in list(lv)[i + 1:]]
     callout = ("binarization", "optimizer") if {"binarization", "optimizer"} <= set(lv) else None
     grids = {pair: tbl.interaction_grid(runs, *pair, metric=metric)
              for pair in ([callout] if callout else []) + pairs}
     if callout:
-        frame = _grid_frame(grids[callout])
         add(ReportTable("interaction_binarization_optimizer",
-                        f"Binarization x optimizer: mean {metric}", frame,
+                        f"Binarization x optimizer: mean {metric}", _grid_frame(grids[callout]),
                         "The hybrid optimizer's claim is about binary weights: compare its "
-                        "column across binarization rows.", _grid_columns(frame, acc)))
+                        "column across binarization rows."))
+        add(ReportTable("simple_effects", f"Optimizer levels against {lv['optimizer'][0]} "
+                        f"within each binarization level ({metric})",
+                        inter.simple_effects(runs, "binarization", "optimizer", metric=metric,
+                                             target=target),
+                        family_note("every optimizer-vs-reference contrast within every "
+                                    "binarization level", target)))
+    contrasts = inter.interaction_contrasts(runs, metric=metric, target=target) if pairs \
+        else None
     if pairs:
+        add(ReportTable("interaction_contrasts", f"Two-factor interaction contrasts of "
+                        f"{metric}", contrasts,
+                        family_note("every interaction contrast of this table", target,
+                                    extra="diff: how much factor_b's effect changes when "
+                                    "factor_a moves from its reference to level_a.")))
         add(ReportTable("interactions", f"Interactions: mean {metric} over every pair of "
                         f"factors", tbl.interactions(runs, metric=metric), in_document=False))
         for a, b in pairs:
             if (a, b) != callout:
-                frame = _grid_frame(grids[a, b])
-                add(ReportTable(f"interaction_{a}_{b}", f"{a} x {b}: mean {metric}", frame,
-                                columns=_grid_columns(frame, acc), as_file=False))
-    top = tbl.top_configurations(runs, metric=metric, k=top_k)
+                add(ReportTable(f"interaction_{a}_{b}", f"{a} x {b}: mean {metric}",
+                                _grid_frame(grids[a, b]), as_file=False))
     add(ReportTable("top_configurations", f"Top {top_k} configurations by mean {metric} "
-                    f"(over seeds)", top, ACCURACY_NOTE,
-                    [Column("rank"), *(Column(f, kind="text") for f in lv),
-                     Column("runs"), Column("mean"), Column("std")]))
-    bn = tbl.bn_vs_shift_bn(runs)
+                    f"(over seeds)", tbl.top_configurations(runs, metric=metric, k=top_k)))
+    bn = eff.bn_vs_shift_bn(runs, target=target)
     if len(bn) and bn["runs"].sum() > 0:
-        add(ReportTable("bn_vs_shift_bn", "BN vs shift-BN at inference: test accuracy lost "
-                        "by power-of-two BN scales, over runs with BN", bn,
-                        "Loss > 0: power-of-two BN scales cost accuracy. Paired over runs; "
-                        "CI: bootstrap of the mean loss. " + ACCURACY_NOTE,
-                        SHOWN["bn_vs_shift_bn"]))
+        add(ReportTable("bn_vs_shift_bn", "BN vs shift-BN at inference: diff = test_acc - "
+                        "test_acc_shift_bn over runs with BN", bn,
+                        "diff > 0: power-of-two BN scales cost accuracy. Per run the loss, "
+                        "averaged within each seed, then over seeds. " + family_note(
+                            "the rows of this table", target)))
+    switch = eff.optimizer_switch(runs)
+    if len(switch):
+        add(ReportTable("optimizer_switch", "Optimizer switch: where it happened and whether "
+                        "the best checkpoint came before it", switch,
+                        "switch_epoch and best_epoch are 0-based; a run whose best-validation "
+                        "checkpoint (the weights tested) precedes the switch is an Adam run "
+                        "stopped early, not an Adam-then-SGD run. switch_lr: the SGD rate the "
+                        "switch took (sgd_lr=auto: the SWATS projection of Adam's step)."))
     add(ReportTable("cost", "Cost per binarization level and architecture",
                     tbl.cost(runs, metric=metric),
                     "Weight memory in bits and as a ratio of fp32; operations and energy per "
-                    "inference sample. MACs, ACs, parameters and accuracy are in cost.csv.",
-                    SHOWN["cost"]))
-    practice = tbl.best_practice(runs, metric=metric)
-    versus = tbl.recommended_vs_baseline(runs, practice, metric=metric)
-    report.summary = tbl.best_practice_summary(practice, versus, metric=metric)
+                    "inference sample."))
+    cmp = prac.comparisons_with_best(runs, metric=metric, target=target)
+    practice = prac.best_practice(runs, metric=metric, delta=delta, target=target,
+                                  comparisons=cmp)
+    versus = prac.recommended_vs_baseline(runs, practice, metric=metric, target=target)
+    top = prac.recommended_vs_top(runs, practice, metric=metric, target=target)
+    report.summary = prac.best_practice_summary(practice, versus, metric=metric)
     report.justification = (
-        "The best level of a factor is recommended where it is significantly better than "
-        "every other level (paired tests, Holm over all factors); otherwise the cheapest "
-        "level among those not significantly worse (weight memory, energy, synaptic "
-        "operations, training time; then the reference).")
-    add(ReportTable("best_practice", f"Best practice per factor ({metric})", practice,
-                    report.justification, SHOWN["best_practice"]))
+        "Why: every level is compared with its factor's best level seed by seed; the cheapest "
+        "of the best and the levels whose lower 95% bound of (level - best) is above "
+        f"-{_pts(delta, report.accuracy)} (the non-inferiority margin) is recommended (weight "
+        "memory, energy, synops, training time; then spec order). A level neither within the "
+        "margin nor significantly worse leaves the factor without a recommendation. Factors "
+        "with a significant, resolved interaction are decided jointly on their cells.")
+    add(ReportTable("best_practice", f"Best practice per factor ({metric}, non-inferiority "
+                    f"margin {100 * delta:g} points)", practice,
+                    report.summary + " " + report.justification,
+                    ["factor", "recommended", "decision", "best"]))
+    add(ReportTable("best_practice_vs_best", f"Every level against its factor's best level "
+                    f"({metric}; diff = level - best)", cmp,
+                    family_note("every comparison with the best, over all factors", target)))
     add(ReportTable("recommended_vs_baseline", "Recommended combination against the baseline",
-                    versus, "Paired by seed. A combination the study never ran shows 0 runs. "
-                    + ACCURACY_NOTE, SHOWN["recommended_vs_baseline"]))
+                    versus, "diff = recommended - baseline, seed by seed (t interval over "
+                    "seeds). A combination the study never ran shows 0 runs."))
+    add(ReportTable("recommended_vs_top", "Recommended combination against the top "
+                    "configuration", top, "diff = recommended - top configuration (highest "
+                    "mean over seeds), seed by seed. The top cell's mean is biased upwards "
+                    "(it was selected as the maximum), so a small negative diff is expected."))
 
+    heat = callout or (pairs[0] if pairs else None)
     if not figures:
+        for t in report.tables:
+            t.columns = columns_for(t.name, t.frame, list(lv), accuracy=report.accuracy)
         return report
 
-    def add_figure(name: str, title: str, fig: Any, caption: str = "") -> None:
-        if fig is not None:
-            report.figures.append(ReportFigure(name, title, figs.png_bytes(fig),
-                                               figs.pdf_bytes(fig), caption))
-
-    add_figure("contrasts", f"Every level against its reference: difference in {metric}",
-               figures_contrasts.contrasts_figure(effects, metric=metric),
-               f"Difference of each level's mean {metric} from its factor's reference level, "
-               "paired by seed and the other levels, with its 95% bootstrap CI, all on one "
-               "axis; filled: significant after Holm correction.")
-    curves = curves_frame(engine, study, "val_acc", runs=complete)
-    panel = "binarization" if "binarization" in lv else None
-    opt = "optimizer" if "optimizer" in lv else None
-    add_figure("learning_curves", "Validation accuracy per epoch"
-               + (f", one panel per {panel} level" if panel else ""),
-               figs.learning_curves(curves, complete, panel=panel, factor=opt, levels=lv,
-                                    metric="val_acc"))
-    heat = callout or (pairs[0] if pairs else None)
-    if heat:
-        add_figure("interaction_heatmap", f"{heat[0]} x {heat[1]}: mean {metric}",
-                   figs.interaction_heatmap(grids[heat], metric=metric))
-    add_figure("pareto", f"{metric} against energy and weight memory",
-               figures_cost.pareto_figure(runs, lv, metric=metric))
+    draw_figures(report, engine, complete, lv, effects=effects, grids=grids, heat=heat,
+                 contrasts=contrasts, target=target)
+    for t in report.tables:
+        t.columns = columns_for(t.name, t.frame, list(lv), accuracy=report.accuracy)
     return report
 
 

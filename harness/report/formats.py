@@ -42,7 +42,12 @@ HEADERS = {
     "recommended_mean": "Recommended mean", "reference_mean": "Reference mean",
     "test_acc": "Test acc.", "test_acc_shift_bn": "Test acc. (shift-BN)",
     "factor_a": "Factor A", "level_a": "Level A", "factor_b": "Factor B", "level_b": "Level B",
-    "train_time_s": "Training time (s)",
+    "train_time_s": "Training time (s)", "within": "Within", "contrast": "Contrast",
+    "seed_diff": "Δ (seed t)", "seed_se": "SE (seed t)", "mixed_diff": "Δ (mixed model)",
+    "mixed_se": "SE (mixed)", "mixed_p": "p (mixed)", "verdict": "Verdict",
+    "switched": "Switched", "switch_epoch": "Switch epoch", "best_epoch": "Best epoch",
+    "share_best_before_switch": "Best before switch", "non_inferior": "Non-inferior",
+    "worse": "Worse", "unresolved": "Unresolved", "seeds": "Seeds",
 }
 
 
@@ -75,8 +80,7 @@ def display(frame: pd.DataFrame, columns: Sequence[Column | str] | None = None, 
             for c in (columns if columns is not None else list(frame.columns))]
     cols = [c for c in cols if all(s in frame.columns for s in _sources(c))]
     headers, numeric, cells = [], [], []
-    ref = (frame["reference"].fillna(False).astype(bool).tolist() if "reference" in frame
-           else [False] * len(frame))
+    ref = _reference_rows(frame)
     for c in cols:
         if isinstance(c.source, tuple):
             lo, hi = c.source
@@ -96,6 +100,16 @@ def display(frame: pd.DataFrame, columns: Sequence[Column | str] | None = None, 
         numeric.append(is_num and kind not in ("text", "bool"))
     rows = [list(r) for r in zip(*cells)] if cells else []
     return headers, rows, numeric
+
+
+def _reference_rows(frame: pd.DataFrame) -> list[bool]:
+    """Rows every other row is compared with: a true ``reference`` column, else a ``test`` of
+    'reference', 'baseline' or 'best'."""
+    if "reference" in frame and pd.api.types.is_bool_dtype(frame["reference"]):
+        return frame["reference"].fillna(False).astype(bool).tolist()
+    if "test" in frame:
+        return frame["test"].isin(["reference", "baseline", "best"]).tolist()
+    return [False] * len(frame)
 
 
 def _on_ref(c: Column, ref: list[bool], cells: list[str]) -> list[str]:

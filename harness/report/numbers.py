@@ -19,10 +19,13 @@ ACCURACY_NOTE = ("Accuracies and their differences in percentage points, one dec
 #: Display kinds: text, acc (fraction -> points), diff (signed points), p, count, num.
 KINDS = ("text", "acc", "diff", "p", "count", "num", "bool")
 
-_ACC = {"mean", "std", "ci_low", "ci_high", "min", "max", "recommended_mean", "reference_mean"}
+_ACC = {"mean", "std", "ci_low", "ci_high", "min", "max", "recommended_mean", "reference_mean",
+        "best_mean"}
 _DIFF = {"diff", "diff_ci_low", "diff_ci_high", "diff_vs_reference", "loss", "loss_ci_low",
-         "loss_ci_high", "half_width", "mde", "placebo", "threshold", "margin"}
-_P = {"p", "p_holm", "p_holm_max", "p_raw"}
+         "loss_ci_high", "half_width", "mde", "placebo", "threshold", "margin", "sd_seed",
+         "binom_se", "seed_diff", "seed_se", "mixed_diff", "mixed_se", "mixed_ci_low",
+         "mixed_ci_high", "delta"}
+_P = {"p", "p_holm", "p_holm_max", "p_raw", "p_signflip", "seed_p", "mixed_p"}
 _COUNT = {"runs", "n_pairs", "n_seeds", "rank", "seeds", "params"}
 
 

@@ -66,8 +66,8 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     out = [f"# Study report: {m(report.study)}", "", f"_{m(_meta(report, h))}_", ""]
     if h["partial"]:
         out += [f"> **{m(h['partial'])}**", ""]
-    for title, lines in report.verdict:
-        out += [f"**{m(title)}**", ""] + [f"- {m(x)}" for x in lines] + [""]
+    if report.verdicts:
+        out += ["## What this study shows", ""] + [f"- {m(v)}" for v in report.verdicts] + [""]
     if report.summary:
         out += [f"**Recommendation.** {m(report.summary)}", ""]
     if report.justification:
@@ -130,12 +130,9 @@ def render_html(report: StudyReport) -> str:
            f'<p class="meta">{e(_meta(report, h))}</p>']
     if h["partial"]:
         out.append(f'<p class="partial"><strong>{e(h["partial"])}</strong></p>')
-    if report.verdict:
-        out.append('<section class="verdict"><h2>Verdict</h2>')
-        for title, lines in report.verdict:
-            out.append(f"<h3>{e(title)}</h3><ul>" + "".join(f"<li>{e(x)}</li>" for x in lines)
-                       + "</ul>")
-        out.append("</section>")
+    if report.verdicts:
+        out.append('<section class="verdict"><h2>What this study shows</h2><ul>'
+                   + "".join(f"<li>{e(v)}</li>" for v in report.verdicts) + "</ul></section>")
     if report.summary:
         out.append(f'<div class="recommend"><p><strong>Recommendation.</strong> '
                    f"{e(report.summary)}</p>"
@@ -226,8 +223,8 @@ class StudyReport:
     summary: str = ""
     #: Why that recommendation (the evidence behind it).
     justification: str = ""
-    #: The verdict: (heading, [sentences]) such as ("Established", [...]).
-    verdict: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
+    #: The first screen: one sentence per factor (harness.report.verdict).
+    verdicts: list[str] = dataclasses.field(default_factory=list)
     #: Names of the figure and the table shown first.
     lead_figure: str = "contrasts"
     lead_table: str = "main_effects"

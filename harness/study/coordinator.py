@@ -150,9 +150,21 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
         print(describe_plan(spec, url, workers, state))
         return 0
     _check_datasets(spec)
-    outcome = run_study(spec, url=url, workers=workers, max_runs=max_runs, progress=progress,
-                        retry_failed=retry_failed)
-    return outcome.exit_code
+
+    passes: list[StudySpec] = []
+
+    def run_once(batch: StudySpec) -> StudyOutcome:
+        # Failed runs are retried by the first pass only: a later batch must not re-run them.
+        passes.append(batch)
+        return run_study(batch, url=url, workers=workers, max_runs=max_runs, progress=progress,
+                         retry_failed=retry_failed and len(passes) == 1)
+
+    if spec.seed_rule is not None:
+        from harness.study.precision import run_by_precision
+
+        return run_by_precision(spec, url, run_once, one_pass=max_runs is not None,
+                                progress=progress).exit_code
+    return run_once(spec).exit_code
 
 
 @contextlib.contextmanager

@@ -171,6 +171,8 @@ def describe_plan(spec: StudySpec, url: str, workers: int, state: PlanState | No
     for f in spec.factors:
         lines.append(f"  {f.name} ({len(f.labels)}): {', '.join(f.labels)}")
     lines.append(f"  seeds ({len(spec.seeds)}): {', '.join(map(str, spec.seeds))}")
+    if spec.seed_rule is not None:
+        lines.append(spec.seed_rule.describe() + f" (at most {spec.max_run_count()} runs)")
     combos = spec.combination_count()
     what = "trials" if spec.design == "search" else "combinations"
     lines.append(f"{spec.run_count()} runs = {combos} {what} x {len(spec.seeds)} seeds")
