@@ -82,7 +82,9 @@ def mixed_model_check(runs: pd.DataFrame, effects: pd.DataFrame, *, metric: str 
     rows = []
     if not AVAILABLE:
         return pd.DataFrame(columns=COLUMNS)
-    for factor in lv:
+    for factor in dict.fromkeys(effects["factor"]):
+        if factor not in lv:
+            continue
         sub = effects[(effects["factor"] == factor) & ~effects["reference"].astype(bool)]
         if sub.empty:
             continue
