@@ -1,4 +1,4 @@
-"""The ``bsnn-bench`` command: train | run | report | tricks.
+"""The ``bsnn-bench`` command: train | run | report | export | tricks | datasets.
 
 User errors print one line and exit 2 (never a traceback); bugs still show their traceback.
 """
@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "report", "tricks")
+COMMANDS = ("train", "run", "report", "export", "tricks", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

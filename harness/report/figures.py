@@ -157,9 +157,9 @@ def interaction_heatmap(grid: pd.DataFrame, *, metric: str = "test_acc") -> Figu
 
 def pareto_figure(runs: pd.DataFrame, factors: Mapping[str, Sequence[str]], *,
                   metric: str = "test_acc") -> Figure | None:
-    """``metric`` against weight memory and against synaptic operations, one point per
+    """``metric`` against weight memory and against energy per sample, one point per
     configuration (mean over seeds), the Pareto front (least cost, best accuracy) joined."""
-    costs = [c for c in ("weight_memory_bits", "synops_per_sample") if c in runs]
+    costs = [c for c in ("weight_memory_bits", "energy_uj_per_sample") if c in runs]
     df = runs[runs["status"] == "complete"] if "status" in runs else runs
     if not costs or metric not in df or df.empty:
         return None
