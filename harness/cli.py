@@ -1,4 +1,5 @@
-"""The ``bsnn-bench`` command: train | run | report | show | compare | tricks.
+"""The ``bsnn-bench`` command: train | run | report | export | show | compare | tricks |
+datasets.
 
 User errors print one line and exit 2 (never a traceback); bugs still show their traceback.
 """
@@ -18,7 +19,7 @@ __all__ = ["main"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "report", "show", "compare", "tricks")
+COMMANDS = ("train", "run", "report", "export", "show", "compare", "tricks", "datasets")
 
 
 def version() -> str:

@@ -69,8 +69,13 @@ class ModelConfig:
     pool: Literal["max", "avg"] = "max"
     #: Where normalization and neuron sit around pooling in a conv block.
     block_order: Literal[
-        "conv-norm-neuron-pool", "conv-norm-pool-neuron", "conv-pool-norm-neuron"
+        "conv-norm-neuron-pool", "conv-norm-pool-neuron", "conv-pool-norm-neuron",
+        "conv-norm-neuron-pool-norm-neuron"
     ] = "conv-norm-neuron-pool"
+    #: Conv padding: "same" (kernel_size // 2, H and W kept) or "valid" (none, He et al.'s code).
+    padding: Literal["same", "valid"] = "same"
+    #: A normalization layer between the last FC layer and its neuron (He et al.'s output block).
+    output_norm: bool = False
     neuron: NeuronConfig = dataclasses.field(default_factory=NeuronConfig)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetMissingError", "SpecError", "StorageError", "UserError"]
+__all__ = ["ConfigError", "DatasetMissingError", "RecordingError", "SpecError", "StorageError",
+           "UserError"]
 
 
 class UserError(Exception):
@@ -25,3 +26,8 @@ class DatasetMissingError(UserError):
 
 class StorageError(UserError):
     """The results database cannot be used as asked (schema version, spec changed, ...)."""
+
+
+class RecordingError(UserError):
+    """A recording on disk cannot be used (malformed, outside the sensor, mislabelled); the
+    message names the file."""

@@ -78,7 +78,10 @@ class _Synaptic(nn.Module):
 
 
 class SynapticConv(_Synaptic):
-    """Bias-free 2-D convolution ("same" padding, stride 1) on ``[T, B, C, H, W]``.
+    """Bias-free 2-D convolution (stride 1) on ``[T, B, C, H, W]``.
+
+    ``padding``: zeros on each side; None: ``kernel_size // 2`` ("same": H, W kept). He et al.'s
+    code pads nothing (0: H and W shrink by ``kernel_size - 1``).
 
     On the CPU: folded and channels-last when ``channels_last`` (default), else step by step
     when ``per_step``, else folded. Elsewhere: folded. Every path computes the same convolution.
@@ -86,13 +89,16 @@ class SynapticConv(_Synaptic):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *,
                  quantizer: WeightQuantizer | None = None, role: Role = "hidden",
-                 per_step: bool = False, channels_last: bool = True) -> None:
+                 per_step: bool = False, channels_last: bool = True,
+                 padding: int | None = None) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+        if padding is not None and padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
         self.in_channels, self.out_channels, self.kernel_size = (in_channels, out_channels,
                                                                  kernel_size)
-        self.padding = kernel_size // 2
+        self.padding = kernel_size // 2 if padding is None else padding
         self.per_step = per_step
         self.channels_last = channels_last
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,
@@ -119,7 +125,8 @@ class SynapticConv(_Synaptic):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"role={self.role}, channels_last={self.channels_last}, per_step={self.per_step}"
+                f"padding={self.padding}, role={self.role}, channels_last={self.channels_last}, "
+                f"per_step={self.per_step}"
                 + (f", out_scale={self.out_scale:.4g}" if self.out_scale != 1.0 else ""))
 
 

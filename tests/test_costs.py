@@ -118,20 +118,48 @@ def test_synops_equal_brute_force_count() -> None:
 
 
 def test_energy_formula_and_cost_metrics() -> None:
-    assert costs.energy_uj_per_sample(1e6, 2e6) == pytest.approx((4.6e6 + 1.8e6) * 1e-6)
+    # The constants of Horowitz (ISSCC 2014, 45 nm): fp32 mult 3.7 + add 0.9, int32 add 0.1,
+    # 10 pJ per 64-bit access of an 8 KB SRAM.
+    assert costs.energy_compute_uj(1e6, 2e6, 3e6) == pytest.approx(
+        (4.6e6 + 1.8e6 + 0.3e6) * 1e-6)
+    assert costs.energy_memory_uj(640.0, 10.0) == pytest.approx((640 + 10 * 64) * 10 / 64 * 1e-6)
     c = cfg({"binarization": "ste-clip"})
     model = build_model(c, input_shape=(2, 8, 8), num_classes=3)
     x = (torch.rand(4, 5, 2, 8, 8) < 0.2).float()
     m = costs.cost_metrics(model, batch=x)
     assert model.training  # restored
     assert set(m) == {"weight_memory_bits", "weight_memory_ratio", "synops_per_sample",
-                      "macs_per_sample", "acs_per_sample", "energy_uj_per_sample"}
+                      "macs_per_sample", "acs_per_sample", "energy_uj_per_sample",
+                      "energy_compute_uj_per_sample", "energy_memory_uj_per_sample",
+                      "membrane_updates_per_sample"}
     assert m["macs_per_sample"] == 0  # binary input and spikes everywhere: all accumulates
-    assert m["energy_uj_per_sample"] == pytest.approx(m["acs_per_sample"] * 0.9e-6)
+    # every layer is ±1: each synop is one integer add and one weight bit read
+    assert m["energy_compute_uj_per_sample"] == pytest.approx(m["synops_per_sample"] * 0.1e-6)
+    # neurons x steps: conv blocks 4*8*8 and 8*4*4, FC 16 and 3, over T = 4 steps
+    assert m["membrane_updates_per_sample"] == 4 * (4 * 64 + 8 * 16 + 16 + 3)
+    assert m["energy_memory_uj_per_sample"] == pytest.approx(
+        (m["synops_per_sample"] + 64 * m["membrane_updates_per_sample"]) * 10 / 64 * 1e-6)
+    assert m["energy_uj_per_sample"] == pytest.approx(
+        m["energy_compute_uj_per_sample"] + m["energy_memory_uj_per_sample"])
     assert 0 < m["weight_memory_ratio"] < 0.2
     assert "synops_per_sample" not in costs.cost_metrics(model)
     assert m["weight_memory_bits"] == costs.weight_memory_bits(model)
     assert m["weight_memory_ratio"] == costs.weight_memory_ratio(model)
+
+
+def test_binary_run_saves_energy_and_most_memory_energy_against_its_fp32_twin() -> None:
+    """Same architecture and input, ±1 against fp32 weights: the paper's memory claim."""
+    x = (torch.rand(4, 8, 2, 8, 8) < 0.3).float()
+    out = {}
+    for level in ("fp32", "ste-clip"):
+        torch.manual_seed(0)
+        model = build_model(cfg({"binarization": level}), input_shape=(2, 8, 8), num_classes=3)
+        out[level] = costs.cost_metrics(model, batch=x)
+    b, f = out["ste-clip"], out["fp32"]
+    assert b["synops_per_sample"] > 0 and f["synops_per_sample"] > 0
+    assert b["energy_uj_per_sample"] < f["energy_uj_per_sample"]
+    assert b["energy_memory_uj_per_sample"] < 0.5 * f["energy_memory_uj_per_sample"]
+    assert b["energy_compute_uj_per_sample"] < f["energy_compute_uj_per_sample"]
 
 
 def test_sign_flip_rate() -> None:

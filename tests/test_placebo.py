@@ -69,3 +69,27 @@ def test_placebo_label_never_enters_other_factors() -> None:
     da, db = a.config.to_dict(), b.config.to_dict()
     assert da["factors"].pop("placebo") != db["factors"].pop("placebo")
     assert da == db
+
+
+def test_report_shows_the_placebo_first_and_recommends_nothing_for_it() -> None:
+    import pandas as pd
+
+    from harness.report import best_practice, main_effects, verdicts
+
+    rng = np.random.default_rng(5)
+    rows = [{"status": "complete", "seed": s, "binarization": b, "placebo": p,
+             "test_acc": 0.9 - 0.05 * (b == "ste-clip") + rng.normal(0, 0.003)}
+            for s in range(6) for b in ("fp32", "ste-clip") for p in ("a", "b")]
+    runs = pd.DataFrame(rows)
+    levels = {"binarization": ["fp32", "ste-clip"], "placebo": ["a", "b"]}
+    me = main_effects(runs, levels=levels, extra=())
+    assert me["factor"].tolist()[:2] == ["placebo", "placebo"]
+    placebo = me[(me["factor"] == "placebo") & ~me["reference"]].iloc[0]
+    assert not placebo["significant"]
+    lines = verdicts(me)
+    assert lines[0].startswith("Placebo check passed: placebo (test_acc): b vs a")
+    assert "a significant placebo would mean" in lines[0]
+    assert lines[1].startswith("binarization (test_acc): ste-clip lowers it by ")
+    assert lines[1].endswith(": established.")
+    bp = best_practice(runs, levels=levels)
+    assert bp["factor"].tolist() == ["binarization"]

@@ -433,6 +433,8 @@ def test_cli_report_and_user_errors(reported: dict[str, Any], tmp_path: Path,
         (["--format", "md,docx"], "unknown report format 'docx'"),
         (["--metric", "no_such_metric", "--study", "full"], "metric 'no_such_metric'"),
         (["--db", f"sqlite:///{tmp_path / 'missing.sqlite'}"], "missing.sqlite' does not exist"),
+        (["--delta", "0"], "--delta must be a positive margin"),
+        (["--half-width", "-1"], "--half-width must be positive"),
     ]
     for extra, message in cases:
         args = ["report", "--out", out, *extra]
@@ -444,6 +446,18 @@ def test_cli_report_and_user_errors(reported: dict[str, Any], tmp_path: Path,
         assert err.startswith("bsnn-bench: error: ") and message in err, err
         assert "Traceback" not in err
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_delta_and_half_width_options_change_the_decisions(reported: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    assert main(["report", "--db", reported["url"], "--study", "full", "--out", str(tmp_path),
+                 "--format", "csv", "--delta", "0.5", "--half-width", "0.5"]) == 0
+    bp = pd.read_csv(tmp_path / "full" / "best_practice.csv").set_index("factor")
+    # A 50-point margin makes ste-clip (6 points worse, but 32x less memory) non-inferior.
+    assert bp.loc["binarization", "recommended"] == BIN[1]
+    assert bp.loc["binarization", "decision"].startswith("non-inferior to the best (fp32)")
+    me = pd.read_csv(tmp_path / "full" / "main_effects.csv")
+    assert me.loc[~me["reference"], "resolved"].all()
 
 
 def test_contrasts_with_fewer_than_three_seeds_are_unresolved(reported: dict[str, Any]

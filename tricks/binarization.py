@@ -2,8 +2,10 @@
 
 A level gives each synaptic layer a weight quantizer module (or None for full precision) by the
 layer's role (``first``, ``hidden``, ``last``), and may act on the model after every optimizer
-step. Every level takes ``keep_first_last_fp``: the first and last synaptic layers stay full
-precision, the usual convention of BNN papers.
+step. By default every synaptic layer is binarized, the first conv and the last FC included (as
+in He et al.'s code). Every level takes ``full_precision``, the layers kept in full precision:
+``none`` (default), ``first``, ``last`` or ``first-last`` (the usual convention of BNN papers);
+``keep_first_last_fp: true`` is the older spelling of ``first-last``.
 
 * ``fp32`` — no quantization.
 * ``ste`` — forward ``sign(w)`` with ``sign(0) = +1`` (exactly ±1), backward identity.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -53,8 +55,21 @@ class Binarization(Level):
     #: Whether the quantized forward weights are binary (drives memory accounting and Bop).
     binary: ClassVar[bool] = True
     param_help: ClassVar[dict[str, str]] = {
-        "keep_first_last_fp": "keep the first and the last synaptic layer in full precision"}
+        "keep_first_last_fp": "keep the first and the last synaptic layer in full precision",
+        "full_precision": "layers kept in full precision: none | first | last | first-last"}
     keep_first_last_fp: bool = False
+    full_precision: Literal["none", "first", "last", "first-last"] = "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keep_first_last_fp and self.full_precision not in ("none", "first-last"):
+            raise self.error("full_precision", f"'{self.full_precision}' contradicts "
+                                               f"keep_first_last_fp: true (first-last)")
+
+    def full_precision_roles(self) -> frozenset[str]:
+        """The layer roles this level keeps in full precision."""
+        spec = "first-last" if self.keep_first_last_fp else self.full_precision
+        return frozenset() if spec == "none" else frozenset(spec.split("-"))
 
     def _make(self) -> WeightQuantizer:
         raise NotImplementedError
@@ -63,7 +78,7 @@ class Binarization(Level):
         """The weight quantizer for a layer of this role, or None for full precision."""
         if role not in _ROLES:
             raise ValueError(f"layer role must be one of {_ROLES}, got {role!r}")
-        if not self.binary or (self.keep_first_last_fp and role != "hidden"):
+        if not self.binary or role in self.full_precision_roles():
             return None
         return self._make()
 

@@ -29,21 +29,60 @@ class Preprocess:
     sensor_size: tuple[int, int, int]
     target_size: tuple[int, int]
     denoise_us: float | None = None
+    #: ``sum``: tonic Downsample on events; ``bilinear``: frames binned at the sensor size, then
+    #: bilinearly resized (align_corners=True) to ``target_size``.
+    resize: str = "sum"
+    #: (mean per polarity, std per polarity) applied after a bilinear resize; None: off.
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def out_sensor_size(self) -> tuple[int, int, int]:
         return (self.target_size[0], self.target_size[1], self.sensor_size[2])
 
+    @property
+    def _events_downsampled(self) -> bool:
+        return self.resize == "sum" and tuple(self.target_size) != tuple(self.sensor_size[:2])
+
     def __call__(self, events: np.ndarray) -> np.ndarray:
         if len(events) and self.denoise_us is not None:
             events = tonic.transforms.Denoise(filter_time=self.denoise_us)(events)
-        if tuple(self.target_size) != tuple(self.sensor_size[:2]):
+        if self._events_downsampled:
             events = tonic.transforms.Downsample(sensor_size=self.sensor_size,
                                                  target_size=self.target_size)(events)
         if self.sensor_size[2] == 1 and len(events):
             events = events.copy()
             events["p"] = 0
         return events
+
+
+    @property
+    def event_sensor_size(self) -> tuple[int, int, int]:
+        """(W, H, P) of the events this returns (the target size unless resizing frames)."""
+        return self.out_sensor_size if self.resize == "sum" else tuple(self.sensor_size)
+
+    def frames(self, samples: list[np.ndarray], steps: int) -> np.ndarray:
+        """Frames ``[N, T, P, H, W]`` of preprocessed events at the target size: uint8 counts
+        (clipped at 255), or float32 after a bilinear resize (and normalization)."""
+        w, h, p = self.out_sensor_size
+        if not samples:
+            return np.zeros((0, steps, p, h, w), np.uint8 if self.resize == "sum"
+                            else np.float32)
+        if self.resize == "sum":
+            counts = np.stack([to_frames(e, self.out_sensor_size, steps) for e in samples])
+            return np.clip(counts, 0, 255).astype(np.uint8)
+        import torch
+        import torch.nn.functional as F
+
+        out = np.empty((len(samples), steps, p, h, w), np.float32)
+        for i, ev in enumerate(samples):
+            full = torch.from_numpy(to_frames(ev, self.sensor_size, steps).astype(np.float32))
+            x = F.interpolate(full, size=(h, w), mode="bilinear", align_corners=True)
+            if self.normalize is not None:
+                mean = torch.tensor(self.normalize[0]).view(1, p, 1, 1)
+                std = torch.tensor(self.normalize[1]).view(1, p, 1, 1)
+                x = (x - mean) / std
+            out[i] = x.numpy()
+        return out
 
 
 def to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], steps: int) -> np.ndarray:

@@ -1,17 +1,8 @@
 """The data of one run: ``build_data(cfg) -> DataBundle`` (see docs/architecture.md).
 
-Datasets (``dataset.name``):
-
-================== ========== ===== ================ ===============================================
-name               sensor     T     input            notes
-================== ========== ===== ================ ===============================================
-digits-dvs         34x34x2    6     2x17x17          embedded: sklearn digits, simulated saccades
-synthetic-gestures 34x34x2    10    2x17x17          embedded: 8 motion classes (see its module)
-nmnist             34x34x2    18    2x34x34          tonic; Denoise(10 ms) first (He et al.'s code)
-dvsgesture         128x128x2  25    2x32x32          tonic; 11 classes
-cifar10dvs         128x128x2  10    2x48x48          tonic + ``aedat``; seeded 90/10 per-class split
-shd                700x1x1    50    700              tonic; audio channels, ~20 ms bins (see below)
-================== ========== ===== ================ ===============================================
+Datasets (``dataset.name``): one record each in :mod:`harness.data.catalogue` (sensor, default
+T and input, reader, layout, split rule, default preprocessing); ``bsnn-bench datasets`` lists them
+and whether each is found on this machine.
 
 SHD: recordings last about 1 s and spoken digits change on the 10-50 ms scale of formants;
 T=50 bins of ~20 ms keep that while a run costs half of Cramer et al.'s 100 x 10 ms.
@@ -22,35 +13,39 @@ Validation is a per-class ``dataset.val_fraction`` of the training data. Each sp
 fixed shuffled order, so ``dataset.limit`` (the first N of each split) keeps every class.
 
 Frames are event counts (tonic ``ToFrame``), stored as uint8 (clipped at 255) and fed as float
-counts, not clipped to 1: the first layer is full precision in every binarization level, and
-counts carry how much changed, which binary frames discard. Spatial downsampling is tonic's
-``Downsample`` on events, which is sum pooling of the frames.
+counts, not clipped to 1: counts carry how much changed, which binary frames discard. Spatial
+downsampling is tonic's ``Downsample`` on events, which is sum pooling of the frames, unless
+``dataset.options.resize: bilinear`` (He et al.'s resize of CIFAR10-DVS and DVS Gesture frames).
+Every real recording is checked against its dataset's sensor size before it reaches tonic's
+kernels (:mod:`harness.data.checks`).
 
 Where things live: real datasets under ``dataset.root``, else ``$BSNN_DATA_DIR``, else
-``~/.cache/bsnn-bench/data`` (layouts in :data:`harness.data.real.LAYOUTS`); generated events
+``~/.cache/bsnn-bench/data`` (layouts in :mod:`harness.data.catalogue`); generated events
 and frames under ``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench`` (safe to delete).
 
 ``dataset.options`` (all optional): embedded datasets take their generator parameters
 (``samples_per_class``, ``seed``, ... and ``sensor: {threshold_on: ..., shot_noise_hz: ...}``);
-``nmnist`` takes ``denoise_us`` (null: off).
+real datasets take ``denoise_us``, ``resize``, ``normalize`` and ``split`` where they apply
+(:mod:`harness.data.options`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 
 from harness.config import RunConfig, _build, _plain
-from harness.data import cache, digits_dvs, real, synthetic_gestures
+from harness.data import cache, real
+from harness.data.catalogue import CATALOGUE, DatasetRecord, record
 from harness.data.dvs_sim import EVENT_DTYPE
-from harness.data.frames import Preprocess, fast_frames, to_frames
+from harness.data.frames import Preprocess, fast_frames
 from harness.data.loaders import FrameLoader
+from harness.data.options import RealOptions, parse_real_options
+from harness.data.splits import file_order_split
 from harness.errors import ConfigError
-from tricks._registry import _coerce
 from tricks.augmentation import Augmentation
 
 __all__ = ["DATASETS", "DataBundle", "DatasetSpec", "SPLIT_SEED", "build_data", "check_dataset"]
@@ -59,31 +54,9 @@ __all__ = ["DATASETS", "DataBundle", "DatasetSpec", "SPLIT_SEED", "build_data", 
 SPLIT_SEED = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """Per-dataset defaults."""
-
-    name: str
-    sensor_size: tuple[int, int, int]
-    num_classes: int
-    time_steps: int
-    target_size: tuple[int, int]
-    #: Default ``Denoise`` filter time (the one dataset option of a real dataset that has it).
-    denoise_us: float | None = None
-    embedded: bool = False
-    #: Share of each class held out as the test split; None: the dataset's own test split.
-    test_fraction: float | None = None
-
-
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("digits-dvs", (34, 34, 2), 10, 6, (17, 17), embedded=True, test_fraction=0.15),
-    DatasetSpec("synthetic-gestures", (34, 34, 2), len(synthetic_gestures.CLASSES), 10, (17, 17),
-                embedded=True, test_fraction=0.15),
-    DatasetSpec("nmnist", (34, 34, 2), 10, 18, (34, 34), denoise_us=10_000.0),
-    DatasetSpec("dvsgesture", (128, 128, 2), 11, 25, (32, 32)),
-    DatasetSpec("cifar10dvs", (128, 128, 2), 10, 10, (48, 48), test_fraction=0.10),
-    DatasetSpec("shd", (700, 1, 1), 20, 50, (700, 1)),
-)}
+#: The datasets (one record each, :mod:`harness.data.catalogue`), by ``dataset.name``.
+DATASETS = CATALOGUE
+DatasetSpec = DatasetRecord
 
 
 @dataclasses.dataclass
@@ -98,10 +71,7 @@ class DataBundle:
 
 
 def _spec(cfg: RunConfig) -> DatasetSpec:
-    name = cfg.dataset.name
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset.name '{name}' (known: {', '.join(DATASETS)})")
-    return DATASETS[name]
+    return record(cfg.dataset.name)
 
 
 def _per_class_split(labels: np.ndarray, fraction: float,
@@ -124,16 +94,8 @@ class _Pool:
     #: Raw events of the given sample indices.
     read_many: Callable[[np.ndarray], list[np.ndarray]]
     identity: dict
-
-
-#: The embedded datasets' generators: name -> (parameter class, generate, labels(params)).
-_GENERATORS: dict[str, tuple[type, Callable[..., list[np.ndarray]],
-                             Callable[[Any], np.ndarray]]] = {
-    "digits-dvs": (digits_dvs.DigitsDVSParams, digits_dvs.generate,
-                   lambda params: digits_dvs.labels()),
-    "synthetic-gestures": (synthetic_gestures.SyntheticGesturesParams,
-                           synthetic_gestures.generate, synthetic_gestures.labels),
-}
+    #: The recordings' paths (real datasets with one file per sample), in pool order.
+    paths: list[str] | None = None
 
 
 class _Source:
@@ -145,21 +107,15 @@ class _Source:
         self.options = dict(cfg.dataset.options)
         self._pools: dict[str, _Pool] = {}
         if spec.embedded:
-            cls, self._generate, self._labels = _GENERATORS[spec.name]
+            assert spec.generator is not None
+            cls, self._generate, self._labels = spec.generator
             self.params = _build(cls, self.options, "dataset.options")
+            self.real_options = RealOptions()
             self.denoise_us = None
         else:
-            unknown = sorted(set(self.options) - ({"denoise_us"} if spec.denoise_us is not None
-                                                  else set()))
-            if unknown:
-                raise ConfigError(f"unknown key 'dataset.options.{unknown[0]}' for dataset "
-                                  f"'{spec.name}'")
             self.params = None
-            self.denoise_us = self.options.get("denoise_us", spec.denoise_us)
-            if self.denoise_us is not None:
-                ok, self.denoise_us = _coerce(float, self.denoise_us)
-                if not ok or self.denoise_us <= 0:
-                    raise ConfigError("'dataset.options.denoise_us' must be a number > 0 or null")
+            self.real_options = parse_real_options(spec, self.options)
+            self.denoise_us = self.real_options.denoise_us
 
     @property
     def sensor_size(self) -> tuple[int, int, int]:
@@ -191,7 +147,8 @@ class _Source:
             return _Pool(self._labels(params), read_many, {"generator": key})
         ds = self.cfg.dataset
         pool = real.open_pool(self.spec.name, name, ds.root, download=ds.download)
-        return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity)
+        return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity,
+                     pool.paths)
 
     def plan(self) -> dict[str, tuple[str, np.ndarray]]:
         """split -> (pool name, indices into it), deterministic."""
@@ -201,7 +158,12 @@ class _Source:
             raise ConfigError(f"'dataset.val_fraction' must be in [0, 1), got {val_fraction}")
         if self.spec.test_fraction is not None:
             pool = "all"
-            rest, test = _per_class_split(self.pool(pool).labels, self.spec.test_fraction, rng)
+            if self.real_options.split == "file-order":
+                rest, test = file_order_split(self.pool(pool).labels, self.pool(pool).paths,
+                                              self.spec.test_fraction)
+            else:
+                rest, test = _per_class_split(self.pool(pool).labels, self.spec.test_fraction,
+                                              rng)
             labels = self.pool(pool).labels[rest]
             train_pos, val_pos = _per_class_split(labels, val_fraction, rng)
             return {"train": (pool, rest[train_pos]), "val": (pool, rest[val_pos]),
@@ -254,7 +216,13 @@ def build_data(cfg: RunConfig) -> DataBundle:
     source = _Source(cfg, spec)
     sensor = source.sensor_size
     steps, target = _resolve_sizes(cfg, spec, sensor)
-    prep = Preprocess(sensor_size=sensor, target_size=target, denoise_us=source.denoise_us)
+    options = source.real_options
+    prep = Preprocess(sensor_size=sensor, target_size=target, denoise_us=source.denoise_us,
+                      resize=options.resize, normalize=options.normalize)
+    if options.resize == "bilinear" and aug.needs_events:
+        raise ConfigError(f"factors.augmentation: {aug.label()} acts on events, but "
+                          f"dataset.options.resize: bilinear makes real-valued frames; use a "
+                          f"frame-level augmentation (random-crop, flip-lr) or resize: sum")
     out_sensor = prep.out_sensor_size
     input_shape = _input_shape(out_sensor)
     if aug.spatial and len(input_shape) != 3:
@@ -285,9 +253,7 @@ def build_data(cfg: RunConfig) -> DataBundle:
         def build(events: list[np.ndarray] | None = events,
                   f: Callable[[], list[np.ndarray]] = preprocessed) -> dict[str, np.ndarray]:
             evs = events if events is not None else f()
-            frames = np.stack([to_frames(e, out_sensor, steps) for e in evs]) if evs else \
-                np.zeros((0, steps, out_sensor[2], out_sensor[1], out_sensor[0]))
-            return {"frames": np.clip(frames, 0, 255).astype(np.uint8)}
+            return {"frames": prep.frames(evs, steps)}
 
         arrays = cache.load_or_build("frames", f"{spec.name}-{split}",
                                      {**base, "time_steps": steps}, build)

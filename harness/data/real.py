@@ -4,9 +4,16 @@ tonic's classes download when their ``_check_exists`` fails, and that check want
 archive next to at least 1,000-10,000 extracted files. Here each class is subclassed (tonic's
 documented extension point, no patching) so that:
 
-* the check accepts any extracted copy in tonic's layout (the archive may be deleted);
-* ``download`` raises :class:`~harness.errors.DatasetMissingError`, naming the path, the expected
-  layout and how to get the data, unless the run asked for downloads (``dataset.download: true``).
+* the check accepts any extracted copy in tonic's layout (the archive may be deleted, the tree
+  may be partial, like the 1,100-file N-MNIST subset in ``../shared/data``);
+* a missing dataset raises :class:`~harness.errors.DatasetMissingError`, naming the path, the
+  expected layout and how to get the data, unless the run asked for downloads
+  (``dataset.download: true``).
+
+Every file is checked (:mod:`harness.data.checks`) before and after tonic parses it: malformed,
+empty, mislabelled or oversized recordings end in one :class:`~harness.errors.RecordingError`
+naming the file. What each dataset is (layout, source, sensor, classes) is its record in
+:mod:`harness.data.catalogue`.
 
 Samples are returned as :data:`~harness.data.dvs_sim.EVENT_DTYPE` events (audio: ``y = 0``)
 in a deterministic order sorted by file path (tonic's walk order depends on the filesystem).
@@ -22,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import tonic
 
+from harness.data import checks
+from harness.data.catalogue import CATALOGUE, DatasetRecord
 from harness.data.dvs_sim import EVENT_DTYPE
-from harness.errors import DatasetMissingError
+from harness.errors import DatasetMissingError, RecordingError
 
 __all__ = ["LAYOUTS", "RealPool", "data_root", "open_pool"]
 
@@ -36,30 +45,15 @@ def data_root(root: str | None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "bsnn-bench" / "data"
 
 
-#: What each dataset's folder must hold (under the data root), shown when it is missing.
-LAYOUTS = {
-    "nmnist": "NMNIST/Train/<digit folder ending in 0-9>/*.bin and NMNIST/Test/... "
-              "(the extracted train.zip / test.zip of N-MNIST, 5-byte ATIS events)",
-    "dvsgesture": "DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and "
-                  "DVSGesture/ibmGestureTest/... (tonic's preprocessed DVS128 Gesture archives)",
-    "cifar10dvs": "CIFAR10DVS/<class name>/*.aedat4 for the ten classes airplane ... truck "
-                  "(the extracted CIFAR10DVS.zip and its per-class zips)",
-    "shd": "SHD/shd_train.h5 and SHD/shd_test.h5 (the unzipped Spiking Heidelberg Digits files)",
-}
-
-_SOURCES = {
-    "nmnist": "https://www.garrickorchard.com/datasets/n-mnist",
-    "dvsgesture": "https://research.ibm.com/interactive/dvsgesture/ (tonic's copy on figshare)",
-    "cifar10dvs": "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671",
-    "shd": "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/",
-}
+#: What each real dataset's folder must hold (under the data root), shown when it is missing.
+LAYOUTS = {name: rec.layout for name, rec in CATALOGUE.items() if rec.layout is not None}
 
 
-def _missing(name: str, location: str) -> DatasetMissingError:
+def _missing(rec: DatasetRecord, location: str) -> DatasetMissingError:
     return DatasetMissingError(
-        f"dataset '{name}' not found at {location}: expected {LAYOUTS[name]} under the data root "
-        f"(dataset.root, $BSNN_DATA_DIR or ~/.cache/bsnn-bench/data). Get it from "
-        f"{_SOURCES[name]}, or let tonic download it with dataset.download: true")
+        f"dataset '{rec.name}' not found at {location}: expected {rec.layout} under the data "
+        f"root (dataset.root, $BSNN_DATA_DIR or ~/.cache/bsnn-bench/data). Get it from "
+        f"{rec.source}, or let tonic download it with dataset.download: true")
 
 
 class _Offline:
@@ -77,8 +71,8 @@ class _Offline:
 
     def download(self) -> None:
         if not self._bench_allow_download:
-            raise _missing(self._bench_name, str(Path(self.location_on_system,
-                                                      self.folder_name)))
+            raise _missing(CATALOGUE[self._bench_name],
+                           str(Path(self.location_on_system, self.folder_name)))
         super().download()  # type: ignore[misc]
 
 
@@ -101,8 +95,8 @@ class SHD(_Offline, tonic.datasets.SHD):
         return Path(self.location_on_system, self.filename[:-4]).is_file()
 
 
-_CLASSES: dict[str, type] = {"nmnist": NMNIST, "dvsgesture": DVSGesture,
-                             "cifar10dvs": CIFAR10DVS, "shd": SHD}
+_READERS: dict[str, type] = {"NMNIST": NMNIST, "DVSGesture": DVSGesture,
+                             "CIFAR10DVS": CIFAR10DVS, "SHD": SHD}
 
 
 @dataclasses.dataclass
@@ -113,6 +107,8 @@ class RealPool:
     read: Callable[[int], np.ndarray]
     #: Identifies the files read, for the cache key (path and sample count).
     identity: dict
+    #: One path per sample, in pool order (None: one file holds the split).
+    paths: list[str] | None = None
 
     @property
     def size(self) -> int:
@@ -124,44 +120,76 @@ def _to_common(events: np.ndarray) -> np.ndarray:
     for name in ("x", "y", "t", "p"):
         if name in events.dtype.names:
             out[name] = events[name]
-    # tonic's readers return time-sorted streams except for a few equal-time reorderings.
-    if len(out) and np.any(np.diff(out["t"]) < 0):
-        out = out[np.argsort(out["t"], kind="stable")]
     return out
 
 
+def _split_folder(cls: type, pool: str) -> str:
+    """tonic's folder of one split (the class attribute tonic's __init__ would pick)."""
+    if cls is NMNIST:
+        return cls.train_folder if pool == "train" else cls.test_folder
+    if cls is DVSGesture:
+        return "ibmGestureTrain" if pool == "train" else "ibmGestureTest"
+    return getattr(cls, "folder_name", "")
+
+
 def open_pool(name: str, pool: str, root: str | None, *, download: bool = False) -> RealPool:
-    """Open one split of a real dataset; a missing dataset raises DatasetMissingError."""
-    cls = _CLASSES[name]
+    """Open one split of a real dataset; a missing dataset raises DatasetMissingError, a
+    malformed tree or recording RecordingError (naming the file)."""
+    rec = CATALOGUE[name]
+    assert rec.tonic_class is not None, f"{name} is not a real dataset"
+    cls = _READERS[rec.tonic_class]
     base = data_root(root)
-    if name == "cifar10dvs":
+    if rec.needs_module:
         try:
-            import aedat  # noqa: F401
+            __import__(rec.needs_module)
         except ImportError:
             raise DatasetMissingError(
-                "dataset 'cifar10dvs' needs the 'aedat' reader, which tonic does not install: "
-                "pip install 'bsnn-bench[cifar10dvs]' (or pip install aedat)") from None
+                f"dataset '{name}' needs the '{rec.needs_module}' reader, which tonic does not "
+                f"install: pip install 'bsnn-bench[{name}]' (or pip install "
+                f"{rec.needs_module})") from None
     if not download and not base.is_dir():
-        raise _missing(name, str(base / cls.__name__))
+        raise _missing(rec, str(base / cls.__name__))
+    checks.check_class_folders(rec, base / cls.__name__ / _split_folder(cls, pool))
     subclass = type(cls.__name__, (cls,), {"_bench_allow_download": download})
-    kwargs = {} if name == "cifar10dvs" else {"train": pool == "train"}
+    kwargs = {"train": pool == "train"} if rec.has_tonic_split else {}
     ds = subclass(str(base), **kwargs)
-    if name == "shd":
+    if rec.extension is None:  # one file holds the split (SHD)
         import h5py
 
         path = Path(ds.location_on_system, ds.data_filename)
         with h5py.File(path, "r") as fh:
             labels = np.asarray(fh["labels"][()], dtype=np.int64)
-        return RealPool(labels, lambda i: _to_common(ds[i][0]),
-                        {"path": str(path.resolve()), "n": len(labels)})
+
+        def read_sample(i: int) -> np.ndarray:
+            events = _to_common(ds[i][0])
+            checks.check_events(rec, f"{path} (sample {i})", events)
+            return checks.sort_by_time(f"{path} (sample {i})", events)
+
+        return RealPool(labels, read_sample, {"path": str(path.resolve()), "n": len(labels)})
     order = np.argsort(np.asarray(ds.data, dtype=str), kind="stable")
     paths = [ds.data[i] for i in order]
     labels = np.asarray([ds.targets[i] for i in order], dtype=np.int64)
     if not paths:
-        raise _missing(name, str(Path(ds.location_on_system, ds.folder_name)))
+        raise _missing(rec, str(Path(ds.location_on_system, ds.folder_name)))
+    bad = np.flatnonzero((labels < 0) | (labels >= rec.num_classes))
+    if len(bad):
+        raise RecordingError(f"{paths[bad[0]]}: label {labels[bad[0]]} is not one of the "
+                             f"{rec.num_classes} classes of dataset '{name}'")
+    checks.check_label_lists(rec, base, pool, paths, labels)
 
     def read(i: int) -> np.ndarray:
-        return _to_common(ds[int(order[i])][0])
+        path = paths[i]
+        checks.check_file(rec, path)
+        try:
+            raw = ds[int(order[i])][0]
+        except RecordingError:
+            raise
+        except Exception as exc:  # the reader's own failure on this file, named
+            raise RecordingError(f"{path}: {rec.reader} cannot read it: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        events = _to_common(raw)
+        checks.check_events(rec, path, events)
+        return checks.sort_by_time(path, events)
 
     return RealPool(labels, read,
-                    {"path": str(Path(ds.location_on_system).resolve()), "n": len(paths)})
+                    {"path": str(Path(ds.location_on_system).resolve()), "n": len(paths)}, paths)

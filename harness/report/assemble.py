@@ -137,10 +137,11 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
                                        "on " + "; ".join(bad) + ".")
             add(ReportTable("mixed_model_check", f"Cross-check of the main effects with a "
                             f"linear mixed model ({metric})", check,
-                            "MixedLM (statsmodels, REML): fixed effects of the factor and of "
-                            "every cell of the other factors; per seed a random intercept, "
-                            "random slopes for the factor's levels and a variance component "
-                            "per cell; Wald SE and 95% interval. seed_se: the "
+                            "MixedLM (statsmodels, REML) of the paired differences level - "
+                            "reference within each cell of the other factors and seed, the "
+                            "seed a random block (its random intercept on the differences is "
+                            "the seed x factor random slope); Wald SE and 95% interval. "
+                            "seed_se: the "
                             "seed-level contrast's standard error. verdict 'disagrees': "
                             "different significance at 0.05 or SEs differing by more than 2x. "
                             "The seed-level t is the primary test."

@@ -57,7 +57,7 @@ def columns_for(name: str, frame: pd.DataFrame, factors: list[str], *,
         return SHOWN[name]
     if name == "top_configurations":
         return [C("rank"), *(C(f, kind="text") for f in factors if f in frame), C("runs"),
-                C("mean"), C("std")]
+                C("mean"), C("std"), C("exported and verified", "Exported", kind="text")]
     if name.startswith("interaction_") and len(frame.columns) and " \\ " in str(
             frame.columns[0]):
         corner, *levels = [str(c) for c in frame.columns]

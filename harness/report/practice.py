@@ -36,6 +36,7 @@ from harness.report.contrasts import (
     no_contrast,
     summarize,
 )
+from harness.report.effects import PLACEBO
 from harness.report.interaction import interaction_contrasts
 from harness.report.tables import (
     COST_METRICS,
@@ -96,7 +97,8 @@ def _interacting(runs: pd.DataFrame, lv: Mapping[str, Sequence[str]], metric: st
     if len(lv) < 2:
         return []
     inter = interaction_contrasts(runs, metric=metric, levels=lv, target=target)
-    hits = inter[inter["significant"] & inter["resolved"]]
+    hits = inter[inter["significant"] & inter["resolved"]
+                 & (inter["factor_a"] != PLACEBO) & (inter["factor_b"] != PLACEBO)]
     hits = hits.reindex(hits["diff"].abs().sort_values(ascending=False).index)
     used: set[str] = set()
     pairs = []
@@ -122,6 +124,8 @@ def comparisons_with_best(runs: pd.DataFrame, *, metric: str = "test_acc",
     df, units, cell_factors = _units(df0, lv, joint)
     rows = []
     for unit, labels in units.items():
+        if unit == PLACEBO:
+            continue  # an A/A check, not a trick: nothing to recommend
         stats = {lab: level_stats(df[df[unit] == lab], metric) for lab in labels}
         observed = [lab for lab in labels if math.isfinite(stats[lab]["mean"])]
         if not observed:

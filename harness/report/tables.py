@@ -149,7 +149,8 @@ def top_configurations(runs: pd.DataFrame, *, metric: str = "test_acc", k: int =
     df = _complete(runs, metric)
     factors = list(lv)
     if df.empty or not factors:
-        return pd.DataFrame(columns=["rank", *factors, "runs", "mean", "std", "min", "max"])
+        return pd.DataFrame(columns=["rank", *factors, "runs", "mean", "std", "min", "max",
+                                     "exported and verified"])
     grouped = df.groupby(factors, dropna=False, sort=False)[metric]
     table = pd.DataFrame({"runs": grouped.size(), "mean": grouped.mean(),
                           "std": grouped.std(ddof=1), "min": grouped.min(),
@@ -162,7 +163,24 @@ def top_configurations(runs: pd.DataFrame, *, metric: str = "test_acc", k: int =
     table = table.sort_values(["mean", "_std", "_order"], ascending=[False, True, True],
                               kind="stable").head(k).drop(columns=["_order", "_std"])
     table.insert(0, "rank", range(1, len(table) + 1))
+    table["exported and verified"] = _exported(df, factors, table)
     return table.reset_index(drop=True)
+
+
+#: Formats ``bsnn-bench export`` verifies, and the run metric it records for each.
+EXPORT_FORMATS = {"nir": "export_nir_verified", "packed": "export_packed_verified"}
+
+
+def _exported(df: pd.DataFrame, factors: list[str], table: pd.DataFrame) -> list[str]:
+    """Per row of ``table``: the formats that some run of the combination was exported to and
+    verified in (``bsnn-bench export`` records ``export_<format>_verified``), else ``no``."""
+    out = []
+    for _, row in table.iterrows():
+        runs = df[_combo_mask(df, {f: row[f] for f in factors})]
+        done = [fmt for fmt, col in EXPORT_FORMATS.items()
+                if col in runs and (runs[col] == 1.0).any()]
+        out.append(", ".join(done) if done else "no")
+    return out
 
 
 def _arch(runs: pd.DataFrame) -> pd.Series:

@@ -17,7 +17,13 @@ from torch import nn
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from models.network import Network, conv_network, has_batch_norm, mlp_network
+from models.network import (
+    Network,
+    conv_network,
+    conv_output_size,
+    has_batch_norm,
+    mlp_network,
+)
 from models.network import to_shift_bn as _to_shift_bn
 from tricks.binarization import Binarization, binary_layers
 from tricks.normalization import Normalization
@@ -80,7 +86,7 @@ def build_model(cfg: RunConfig, *, input_shape: tuple[int, ...], num_classes: in
 
     common = dict(beta=neuron.beta, threshold=neuron.threshold, reset=neuron.reset,
                   spike_fn=surrogate.spike_fn, quantizer_for=binarization.quantizer,
-                  norm_for=norm_for, readout=readout)
+                  norm_for=norm_for, readout=readout, output_norm=mc.output_norm)
     if mc.arch == "mlp":
         return mlp_network(input_shape, num_classes, hidden=mc.hidden, **common)  # type: ignore
     if len(input_shape) != 3:
@@ -92,12 +98,14 @@ def build_model(cfg: RunConfig, *, input_shape: tuple[int, ...], num_classes: in
         raise ConfigError(f"model.kernel_size must be a positive odd number, got "
                           f"{mc.kernel_size}")
     _, h, w = input_shape
-    if min(h, w) >> len(mc.channels) < 1:
+    if min(conv_output_size((h, w), len(mc.channels), mc.kernel_size, mc.padding)) < 1:
         raise ConfigError(f"input {h}x{w} is too small for {len(mc.channels)} conv blocks "
-                          f"(each halves the size): use fewer model.channels")
+                          f"(each halves the size, model.padding '{mc.padding}'): use fewer "
+                          f"model.channels")
     return conv_network(input_shape, num_classes, channels=mc.channels,  # type: ignore[arg-type]
                         hidden=mc.hidden, kernel_size=mc.kernel_size, pool=mc.pool,
-                        block_order=mc.block_order, **common)  # type: ignore[arg-type]
+                        block_order=mc.block_order, padding=mc.padding,
+                        **common)  # type: ignore[arg-type]
 
 
 def to_shift_bn(model: nn.Module) -> nn.Module:

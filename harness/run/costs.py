@@ -6,8 +6,7 @@ API for the training code::
     ratio = weight_memory_ratio(model)           # bits / the same model in fp32
     with SynOpsCounter(model) as ops:            # hooks count while evaluating
         for x, _ in test_loader: model(x)
-    ops.per_sample()   # {"synops_per_sample", "macs_per_sample", "acs_per_sample"}
-    energy_uj_per_sample(macs, acs)
+    ops.per_sample()   # synops, MACs, ACs, membrane updates, energy (compute, memory, total)
     cost_metrics(model, batch=x)                 # all of the above as metric names
 
 Conventions (also in the README):
@@ -27,7 +26,19 @@ Conventions (also in the README):
   is binary. Counted with a coverage map: for a conv, ``coverage[c, h, w]`` = number of nonzero
   weights connecting input pixel ``(c, h, w)`` to an output (borders see fewer), so a batch's
   count is ``sum((x != 0) * coverage)``; one elementwise pass per layer.
-* **Energy** — 4.6 pJ per MAC and 0.9 pJ per AC (45 nm, Horowitz 2014), in microjoules.
+* **Energy** — compute plus memory access, 45 nm CMOS at 0.9 V (Horowitz, "Computing's energy
+  problem", ISSCC 2014), constants in :data:`ENERGY_PJ`, in microjoules per sample:
+
+  - ``energy_compute_uj_per_sample``: a synaptic operation on a full-precision weight costs an
+    fp32 MAC (4.6 pJ = multiply 3.7 + add 0.9) on real-valued input, an fp32 add (0.9 pJ) on
+    spikes; on a ±1 weight it is an add/subtract into a 32-bit integer accumulator (0.1 pJ),
+    whatever the input (spikes, or the integer event counts of the first layer).
+  - ``energy_memory_uj_per_sample``, dataflow *event-driven, no weight reuse*: every synaptic
+    operation reads its weight from on-chip SRAM (1 bit for ±1 weights, 32 bits otherwise) and
+    every membrane update reads and writes one 32-bit state word; SRAM costs 10 pJ per 64-bit
+    access of an 8 KB array (0.156 pJ per bit), writes priced as reads.
+  - ``energy_uj_per_sample`` = their sum. ``membrane_updates_per_sample`` is NeuroBench's
+    MembraneUpdates: neuron state updates per sample (neurons x time steps, every LIF layer).
 """
 
 from __future__ import annotations
@@ -40,21 +51,34 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.layers import SynapticConv, SynapticLinear, _Synaptic
+from models.neurons import LIF
 from models.norm import TemporalBatchNorm
 
 __all__ = [
+    "ENERGY_PJ",
     "PJ_PER_AC",
     "PJ_PER_MAC",
+    "STATE_BITS",
     "SynOpsCounter",
     "cost_metrics",
-    "energy_uj_per_sample",
+    "energy_compute_uj",
+    "energy_memory_uj",
     "exponent_bits",
     "weight_memory_bits",
     "weight_memory_ratio",
 ]
 
-PJ_PER_MAC = 4.6
-PJ_PER_AC = 0.9
+#: The one energy table (pJ; 45 nm, 0.9 V; Horowitz, ISSCC 2014, Fig. 1.1.9).
+ENERGY_PJ = {
+    "fp32_mac": 4.6,        # fp32 multiply 3.7 + fp32 add 0.9
+    "fp32_ac": 0.9,         # fp32 add
+    "int32_add": 0.1,       # 32-bit integer add: a ±1 weight's add/subtract
+    "sram_bit": 10.0 / 64,  # 64-bit access of an 8 KB SRAM, 10 pJ
+}
+PJ_PER_MAC = ENERGY_PJ["fp32_mac"]
+PJ_PER_AC = ENERGY_PJ["fp32_ac"]
+#: Width of a membrane state word, read and written at every membrane update.
+STATE_BITS = 32
 
 
 def exponent_bits(scales: Tensor) -> int:
@@ -116,9 +140,15 @@ def _memory(model: nn.Module) -> tuple[int, float]:
     return bits, bits / full if full else math.nan
 
 
-def energy_uj_per_sample(macs: float, acs: float) -> float:
-    """Energy in microjoules of ``macs`` MACs and ``acs`` ACs (4.6 pJ / 0.9 pJ, Horowitz 2014)."""
-    return (macs * PJ_PER_MAC + acs * PJ_PER_AC) * 1e-6
+def energy_compute_uj(fp_macs: float, fp_acs: float, int_adds: float) -> float:
+    """Compute energy (µJ) of fp32 MACs, fp32 accumulates and ±1-weight integer adds."""
+    return (fp_macs * PJ_PER_MAC + fp_acs * PJ_PER_AC + int_adds * ENERGY_PJ["int32_add"]) * 1e-6
+
+
+def energy_memory_uj(weight_bits_read: float, membrane_updates: float) -> float:
+    """Memory energy (µJ): weight bits read plus one state word read and written per update."""
+    bits = weight_bits_read + membrane_updates * 2 * STATE_BITS
+    return bits * ENERGY_PJ["sram_bit"] * 1e-6
 
 
 class SynOpsCounter:
@@ -132,6 +162,11 @@ class SynOpsCounter:
         self.macs = 0.0
         self.acs = 0.0
         self.samples = 0
+        # Energy inputs: ops on full-precision weights (MAC / AC), on ±1 weights, bits read.
+        self._fp_ops = [0.0, 0.0]
+        self._int_adds = 0.0
+        self._bits_read = 0.0
+        self._updates = 0.0
         self._handles: list[Any] = []
         self._coverage: dict[int, Tensor] = {}
         self._first: _Synaptic | None = None
@@ -141,7 +176,14 @@ class SynOpsCounter:
         self._first = layers[0] if layers else None
         for layer in layers:
             self._handles.append(layer.register_forward_pre_hook(self._hook))
+        for m in self.model.modules():
+            if isinstance(m, LIF):
+                self._handles.append(m.register_forward_pre_hook(self._count_updates))
         return self
+
+    def _count_updates(self, _lif: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        # [T, B, ...]: one membrane update per neuron and step.
+        self._updates += float(inputs[0].numel())
 
     def __exit__(self, *exc: object) -> None:
         for h in self._handles:
@@ -181,14 +223,24 @@ class SynOpsCounter:
             self.acs += ops
         else:
             self.macs += ops
+        if layer.binary:
+            self._int_adds += ops
+            self._bits_read += ops
+        else:
+            self._fp_ops[0 if not binary else 1] += ops
+            self._bits_read += 32 * ops
         if layer is self._first:
             self.samples += x.shape[1]
 
     def per_sample(self) -> dict[str, float]:
         n = max(self.samples, 1)
         macs, acs = self.macs / n, self.acs / n
+        compute = energy_compute_uj(self._fp_ops[0] / n, self._fp_ops[1] / n, self._int_adds / n)
+        memory = energy_memory_uj(self._bits_read / n, self._updates / n)
         return {"synops_per_sample": macs + acs, "macs_per_sample": macs,
-                "acs_per_sample": acs}
+                "acs_per_sample": acs, "membrane_updates_per_sample": self._updates / n,
+                "energy_compute_uj_per_sample": compute,
+                "energy_memory_uj_per_sample": memory, "energy_uj_per_sample": compute + memory}
 
 
 def cost_metrics(model: nn.Module, *, batch: Tensor | None = None,
@@ -212,6 +264,4 @@ def cost_metrics(model: nn.Module, *, batch: Tensor | None = None,
         synops = counter.per_sample()
     if synops is not None:
         out.update({k: float(v) for k, v in synops.items()})
-        out["energy_uj_per_sample"] = energy_uj_per_sample(out["macs_per_sample"],
-                                                           out["acs_per_sample"])
     return out

@@ -59,6 +59,10 @@ class RunResult:
     error: str | None
     wall_time_s: float
     device: str
+    #: The best-validation weights (CPU tensors) of a complete run, kept for export.
+    best_state: dict[str, Tensor] | None = None
+    #: Entries of ``best_state`` whose forward uses only their sign (may be stored as bits).
+    sign_only: tuple[str, ...] = ()
 
 
 class Diverged(RuntimeError):
@@ -371,8 +375,19 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
         metrics.update(module.final)
         metrics.update(cost_metrics(model, synops=module.synops))
     curves = {k: list(v) for k, v in module.history.items()}
+    best = module.best_state if status == "complete" else None
     return RunResult(status=status, metrics=metrics, curves=curves, error=error,
-                     wall_time_s=time.perf_counter() - start, device=device)
+                     wall_time_s=time.perf_counter() - start, device=device,
+                     best_state={k: v.cpu() for k, v in best.items()} if best else None,
+                     sign_only=tuple(sorted(_sign_only_names(model))))
+
+
+def _sign_only_names(model: nn.Module) -> set[str]:
+    """Binary weights without a per-channel scale: their forward is ``sign(w)`` alone."""
+    return {f"{name}.weight" for name, m in model.named_modules()
+            if getattr(m, "binary", False) is True
+            and getattr(m, "weight_quantizer", None) is not None
+            and not getattr(m.weight_quantizer, "scale_per_channel", False)}
 
 
 def _uses_gpu(accelerator: str) -> bool:

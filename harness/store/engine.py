@@ -11,6 +11,7 @@ from sqlalchemy import (
     event,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -25,8 +26,20 @@ from harness.store.schema import (
 
 DEFAULT_DB = "sqlite:///results.sqlite"
 _READ_ONLY = "bsnn_read_only"
+
+
+def _add_weights_columns(s: Session) -> None:
+    """1 -> 2: where each run's kept weights are, and their SHA-256; the energy of schema 1
+    (synaptic operations only) is renamed, so that it never mixes with the new total, which
+    adds memory access (harness.run.costs): re-run a study for the new energy metrics."""
+    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_path VARCHAR(1024)"))
+    s.execute(text("ALTER TABLE bench_runs ADD COLUMN weights_sha256 VARCHAR(64)"))
+    s.execute(text("UPDATE bench_run_metrics SET name = 'energy_synops_only_uj_per_sample' "
+                   "WHERE name = 'energy_uj_per_sample'"))
+
+
 #: Migration steps: ``MIGRATIONS[v]`` upgrades a database from schema version v to v + 1.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {1: _add_weights_columns}
 
 
 def _is_sqlite(url: str) -> bool:

@@ -40,8 +40,9 @@ __all__ = [
     "decode_float",
 ]
 
-#: Bump on every change of the tables below, and add a migration step in harness.store.claims.
-SCHEMA_VERSION = 1
+#: Bump on every change of the tables below, and add a migration step in harness.store.engine.
+#: 2: ``bench_runs.weights_path`` and ``weights_sha256`` (the run's kept best weights).
+SCHEMA_VERSION = 2
 
 #: ``pruned``: a ``design: search`` trial stopped early by Optuna's pruner (partial curves kept).
 RUN_STATUSES = ("pending", "running", "complete", "failed", "interrupted", "pruned")
@@ -106,6 +107,10 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     device: Mapped[str | None] = mapped_column(String(255), nullable=True)
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The kept best-validation weights (harness.deploy.weights): file path and its SHA-256.
+    #: Nothing reads them but export; a deleted file only makes that run unexportable.
+    weights_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    weights_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     study: Mapped[Study] = relationship(back_populates="runs")
     factors: Mapped[list[RunFactor]] = relationship(cascade="all, delete-orphan")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.deploy.weights import keep_best
 from harness.errors import UserError
 from harness.store import claims
 from harness.store import engine as store_engine
@@ -233,3 +234,5 @@ def _run_one(opts: WorkerOptions, engine: Any, claim: claims.Claim, worker: str,
         outcome["error"] = f"run function returned unknown status {outcome['status']!r}"
         outcome["status"] = "failed"
     claims.record_result(engine, claim, worker, host=host, versions=versions, **outcome)
+    keep_best(engine, opts.url, opts.study_name, claim, worker,
+              result if outcome["status"] == "complete" else None)

@@ -1,0 +1,1 @@
+"""Deployment: kept weights, folding, the packed integer model and NIR export."""
