@@ -80,11 +80,11 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
             return [f"_{m(f.title)}: PNG not written (see index.html, or --format png)._", ""]
         return [f"![{m(f.title)}]({png_names[f.name]})", "", f"_{m(f.caption or f.title)}_", ""]
 
-    def table(t: ReportTable, level: str = "##") -> list[str]:
+    def table(t: ReportTable, level: str = "##", collapse: bool = True) -> list[str]:
         body = [markdown_table(t.frame, t.columns, accuracy=report.accuracy)]
         if t.note:
             body = [m(t.note), "", *body]
-        if len(t.frame) > COLLAPSE_ROWS:
+        if collapse and len(t.frame) > COLLAPSE_ROWS:
             return [f"<details><summary>{html.escape(t.title)} ({len(t.frame)} rows)"
                     "</summary>", "", *body, "</details>", ""]
         return [f"{level} {m(t.title)}", "", *body, ""]
@@ -92,7 +92,7 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     if lead_fig:
         out += figure(lead_fig)
     if lead:
-        out += table(lead)
+        out += table(lead, collapse=False)  # the first screen is never folded away
     if not report.tables:
         out += ["_No complete runs yet: no tables or figures._", ""]
     if figures:
@@ -146,10 +146,10 @@ def render_html(report: StudyReport) -> str:
         return (f'<figure><img alt="{e(f.title)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{e(f.caption or f.title)}</figcaption></figure>")
 
-    def table(t: ReportTable, tag: str = "h2") -> str:
+    def table(t: ReportTable, tag: str = "h2", collapse: bool = True) -> str:
         body = ((f'<p class="note">{e(t.note)}</p>' if t.note else "")
                 + html_table(t.frame, t.columns, accuracy=report.accuracy))
-        if len(t.frame) > COLLAPSE_ROWS:
+        if collapse and len(t.frame) > COLLAPSE_ROWS:
             return (f"<details><summary>{e(t.title)} ({len(t.frame)} rows)</summary>{body}"
                     "</details>")
         return f"<{tag}>{e(t.title)}</{tag}>{body}"
@@ -157,7 +157,7 @@ def render_html(report: StudyReport) -> str:
     if lead_fig:
         out.append(figure(lead_fig))
     if lead:
-        out.append(table(lead))
+        out.append(table(lead, collapse=False))
     if not report.tables:
         out.append("<p><em>No complete runs yet: no tables or figures.</em></p>")
     if figures:
