@@ -1,25 +1,34 @@
 """The ``bsnn-bench`` command: train | run | report | export | show | compare | tricks |
-datasets.
+datasets | migrate.
 
-User errors print one line and exit 2 (never a traceback); bugs still show their traceback.
+Every failure ends in one line on stderr, ``bsnn-bench: error: ...``, and a documented exit code
+(:mod:`harness.errors`): 2 for the user's input or environment, 3 for a failure of the storage
+(full disk, read-only file system, a lost database connection) or a bug. A bug's traceback is
+written to a file named in that line; ``--debug`` (or ``BSNN_BENCH_DEBUG=1``) prints it instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 
-from harness.errors import UserError
+from harness.errors import EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_USER_ERROR, UserError
 from tricks._registry import TrickError
 
-__all__ = ["main"]
+__all__ = ["DEBUG_ENV", "main", "traceback_note"]
 
+#: Set to 1 to print the traceback of an internal error (as ``--debug`` does).
+DEBUG_ENV = "BSNN_BENCH_DEBUG"
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "report", "export", "show", "compare", "tricks", "datasets")
+COMMANDS = ("train", "run", "report", "export", "show", "compare", "tricks", "datasets",
+            "migrate")
 
 
 def version() -> str:
@@ -34,7 +43,11 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bsnn-bench", description="Ablation studies of binary spiking neural networks.")
+        prog="bsnn-bench", description="Ablation studies of binary spiking neural networks.",
+        epilog="exit codes: 0 done, 1 finished with failed runs, 2 user error, 3 storage or "
+               "internal error, 130 SIGINT, 143 SIGTERM")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"print the traceback of an error ({DEBUG_ENV}=1 does the same)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -45,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(args.debug) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if argv is None and args.command in ("train", "run"):
         # Training in this process: start it again with the allocator keeping freed memory
         # (harness.run.memory); returns at once when that is already so, or turned off.
@@ -52,18 +66,59 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or EXIT_OK)
     except (UserError, TrickError) as exc:
-        print(f"bsnn-bench: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        if debug:
+            traceback.print_exc()
+        _error(str(exc))
+        return int(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         print("bsnn-bench: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
     except BrokenPipeError:
         # The reader went away (`bsnn-bench tricks | head`): not an error. Point stdout at
         # /dev/null so that the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line and exit 3, never a trace
+        from harness.store.failures import describe_failure
+
+        if debug:
+            traceback.print_exc()
+        storage = describe_failure(exc, getattr(args, "db", None))
+        if storage is not None:
+            _error(storage)
+        else:
+            _error(f"internal error: {type(exc).__name__}: {_first_line(exc)} "
+                   f"({traceback_note(exc, debug)})")
+        return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    # One line, whatever the message holds (a database's multi-line error text).
+    text = " ".join(message.split("\n"))
+    print(f"bsnn-bench: error: {text}", file=sys.stderr)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def traceback_note(exc: BaseException, debug: bool = False) -> str:
+    """Where the traceback of a bug went: printed (debug), or a file in the temporary folder."""
+    if debug:
+        return "traceback above; please report it"
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"bsnn-bench-crash-{stamp}-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"bsnn-bench {' '.join(sys.argv[1:])}\n\n")
+            fh.write("".join(traceback.format_exception(exc)))
+    except OSError as err:
+        return (f"traceback not saved: {err.strerror or err}; rerun with --debug or "
+                f"{DEBUG_ENV}=1 to see it")
+    return f"traceback in {name}; please report it"
 
 
 if __name__ == "__main__":

@@ -1,15 +1,60 @@
-"""Errors a user can cause. The CLI prints their message and exits non-zero, with no traceback."""
+"""Errors a user can cause, and the exit codes of ``bsnn-bench``.
+
+The CLI prints the message of a :class:`UserError` as one line (``bsnn-bench: error: ...``) and
+exits with its ``exit_code``, with no traceback.
+
+Exit codes (scripts can rely on them; README "Exit codes"):
+
+====  =====================  =========================================================
+code  constant               meaning
+====  =====================  =========================================================
+0     ``EXIT_OK``            done: every run finished (or the command did its job)
+1     ``EXIT_RUNS_FAILED``   the command finished, but some runs failed
+2     ``EXIT_USER_ERROR``    user error: bad spec or config, missing data, a database
+                             that refuses the study (schema version, spec changed)
+3     ``EXIT_INTERNAL``      internal or storage error: the database or the disk failed
+                             (full, read-only, not a database), or a bug
+130   ``EXIT_SIGINT``        interrupted by SIGINT (Ctrl-C); resumable
+143   ``EXIT_SIGTERM``       stopped by SIGTERM (a scheduler's stop); resumable
+====  =====================  =========================================================
+"""
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetMissingError", "RecordingError", "SpecError", "StorageError",
-           "UserError"]
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_RUNS_FAILED",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_USER_ERROR",
+    "ConfigError",
+    "DatasetMissingError",
+    "RecordingError",
+    "SpecError",
+    "StorageError",
+    "StorageFailure",
+    "UserError",
+]
+
+#: Done.
+EXIT_OK = 0
+#: The command finished, but some runs failed (their errors are in the database).
+EXIT_RUNS_FAILED = 1
+#: The user's input or environment is wrong: bad spec, missing data, refused database.
+EXIT_USER_ERROR = 2
+#: The storage failed (full disk, read-only file system, not a database) or a bug.
+EXIT_INTERNAL = 3
+#: Interrupted by SIGINT (128 + 2).
+EXIT_SIGINT = 130
+#: Stopped by SIGTERM (128 + 15).
+EXIT_SIGTERM = 143
 
 
 class UserError(Exception):
     """Base of every error caused by the user's input or environment, not by a bug."""
 
-    exit_code = 2
+    exit_code = EXIT_USER_ERROR
 
 
 class ConfigError(UserError):
@@ -26,6 +71,13 @@ class DatasetMissingError(UserError):
 
 class StorageError(UserError):
     """The results database cannot be used as asked (schema version, spec changed, ...)."""
+
+
+class StorageFailure(UserError):
+    """The storage itself failed: disk full, read-only file system, a file that is not a
+    database, a lost connection. Nothing was lost that the database had committed."""
+
+    exit_code = EXIT_INTERNAL
 
 
 class RecordingError(UserError):

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 import tricks
 from harness.errors import StorageError
+from harness.store import engine as store_engine
 from harness.store.schema import (
     RUN_STATUSES,
     SCHEMA_VERSION,
@@ -89,7 +90,9 @@ def connect(db: str | Engine | None) -> Iterator[Engine]:
             raise StorageError(f"results database '{path}' does not exist (run a study first: "
                                f"bsnn-bench run STUDY.yaml --db {url_text})")
     try:
-        engine = create_engine(url)
+        # SQLite: read-only where this process cannot write (a read-only file system).
+        engine = (store_engine.sqlite_reader(url.database or "", url)
+                  if url.get_backend_name() == "sqlite" else create_engine(url))
     except (ArgumentError, ImportError) as exc:
         raise StorageError(f"cannot open database '{url_text}': {exc}") from None
     if url.get_backend_name() == "sqlite":
@@ -111,10 +114,7 @@ def _check_schema(engine: Engine, where: str) -> None:
             with engine.connect() as conn:
                 version = conn.execute(select(SchemaInfo.version)).scalar()
             if version is not None and version != SCHEMA_VERSION:
-                raise StorageError(
-                    f"'{where}' has results schema version {version}; this bsnn-bench reads "
-                    f"version {SCHEMA_VERSION} (upgrade it with: bsnn-bench run STUDY.yaml "
-                    f"--db {where}, or use the bsnn-bench release that wrote it)")
+                raise StorageError(store_engine.schema_problem(where, version, engine))
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read database '{where}': {exc.__class__.__name__}: "
                            f"{exc.orig if hasattr(exc, 'orig') else exc}") from None

@@ -59,7 +59,8 @@ def test_other_schema_versions_are_refused_with_the_command(tmp_path: Path) -> N
         store_engine.open_database(url)
     with Session(engine) as s, s.begin():
         s.execute(update(SchemaInfo).values(version=0))
-    with pytest.raises(StorageError, match=r"no migration .* --db sqlite:///new-results"):
+    with pytest.raises(StorageError, match=r"no migration .* release that wrote it: "
+                                           r"pip install 'bsnn-bench==VERSION'"):
         store_engine.open_database(url)
 
 

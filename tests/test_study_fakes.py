@@ -105,7 +105,7 @@ def wait_for_runs(engine: Any, predicate: Any, timeout: float = 90.0) -> list[An
     """Poll the study's runs until ``predicate(runs)`` holds (a command in another process is
     filling the database); fail after ``timeout`` seconds."""
     from sqlalchemy import select
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
     from sqlalchemy.orm import Session
 
     from harness.store.schema import Run
@@ -115,7 +115,7 @@ def wait_for_runs(engine: Any, predicate: Any, timeout: float = 90.0) -> list[An
         try:
             with Session(engine) as s:
                 runs = list(s.scalars(select(Run)))
-        except OperationalError:  # the command has not created the tables yet
+        except (OperationalError, ProgrammingError):  # no tables yet (SQLite, PostgreSQL)
             runs = []
         if predicate(runs):
             return runs

@@ -7,9 +7,10 @@ stale entry is never returned; bump the version whenever preprocessing code chan
 
 Writes are atomic (a temporary file in the same folder, then ``os.replace``) and serialized per
 key by an advisory lock, so worker processes that ask for the same entry at once build it once and
-never read half a file. A file that fails to load is reported and rebuilt, never trusted: every
-array is a zip member with its CRC-32, which numpy's reader checks as it reads the member to the
-end (a flipped byte raises ``BadZipFile``, as does a truncated file).
+never read half a file. A file that fails to load is reported and rebuilt, never trusted. numpy
+checks a member's CRC-32 only when it reads the member to its end, which a ``.npy`` header
+claiming a smaller shape avoids; so the entry's metadata also records each array's shape, dtype
+and SHA-256, and an array that differs from its record in any of them rebuilds the entry.
 """
 
 from __future__ import annotations
@@ -85,16 +86,50 @@ def _read(path: Path, params: Mapping[str, Any]) -> dict[str, np.ndarray] | None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("cache entry %s is unreadable (%s); rebuilding it", path, exc)
         return None
-    if meta.get("key") != _canonical(params):
+    if not isinstance(meta, dict) or meta.get("key") != _canonical(params):
         log.warning("cache entry %s was written for other parameters; rebuilding it", path)
         return None
+    problem = _mismatch(meta.get("arrays"), arrays)
+    if problem:
+        log.warning("cache entry %s does not hold what it recorded (%s); rebuilding it", path,
+                    problem)
+        return None
     return arrays
+
+
+def _describe(array: np.ndarray) -> dict[str, Any]:
+    """What the metadata records of one array: shape, dtype and the SHA-256 of its bytes."""
+    contiguous = np.ascontiguousarray(array)
+    return {"shape": list(contiguous.shape),
+            "dtype": json.loads(json.dumps(np.lib.format.dtype_to_descr(contiguous.dtype))),
+            "sha256": hashlib.sha256(contiguous.data).hexdigest()}
+
+
+def _mismatch(recorded: Any, arrays: Mapping[str, np.ndarray]) -> str | None:
+    """Why ``arrays`` are not the arrays ``recorded`` describes, or None when they are."""
+    if not isinstance(recorded, dict):
+        return "no record of its arrays (written by an older bsnn-bench)"
+    if set(recorded) != set(arrays):
+        return f"arrays {sorted(arrays)}, recorded {sorted(recorded)}"
+    for name, array in arrays.items():
+        want = recorded[name]
+        if not isinstance(want, dict):
+            return f"no record of array {name!r}"
+        have = {"shape": list(array.shape),
+                "dtype": json.loads(json.dumps(np.lib.format.dtype_to_descr(array.dtype)))}
+        for field in ("shape", "dtype"):
+            if have[field] != want.get(field):
+                return f"{name!r} {field} {have[field]}, recorded {want.get(field)}"
+        if _describe(array)["sha256"] != want.get("sha256"):
+            return f"{name!r} content differs from its recorded SHA-256"
+    return None
 
 
 def _write(path: Path, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
     if _META in arrays:
         raise ValueError(f"'{_META}' is reserved in cache entries")
-    meta = {"key": _canonical(params)}
+    meta = {"key": _canonical(params),
+            "arrays": {name: _describe(array) for name, array in arrays.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from harness.errors import StorageError
+from harness.fileio import write_atomic
 from harness.report import effects as eff
 from harness.report import interaction as inter
 from harness.report import mixed
@@ -280,10 +281,7 @@ def write_report(report: StudyReport, out: str | Path, formats: Sequence[str] = 
 
     def put(name: str, data: str | bytes) -> str:
         path = _inside(root, folder / name)
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
+        write_atomic(path, data)  # a full disk leaves the old file, never a 0-byte one
         written.append(path)
         return name
 

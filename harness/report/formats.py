@@ -122,8 +122,33 @@ def _sources(c: Column) -> tuple[str, ...]:
     return c.source if isinstance(c.source, tuple) else (c.source,)
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+#: Characters with a meaning anywhere in (GitHub-flavoured) Markdown inline text, backslash-
+#: escaped: code spans, emphasis, links and images (no link without "["), table cell borders,
+#: strikethrough, math.
+_MD_PUNCT = "\\`*_[]|~$"
+#: Raw HTML passes through Markdown: written as entities, which render as the characters.
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def md_escape(text: str) -> str:
+    """``text`` (a study, factor or level name, any data) as literal Markdown inline text: no
+    raw HTML (``<script>``, ``<img onerror>``), no code, emphasis, link, table cell border or
+    math, on one line."""
+    out = []
+    for ch in str(text):
+        if ch in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[ch])
+        elif ch in _MD_PUNCT:
+            out.append("\\" + ch)
+        elif ch in "\r\n":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+#: The former private name, for code written against it.
+_md_escape = md_escape
 
 
 def markdown_table(frame: pd.DataFrame, columns: Sequence[Column | str] | None = None, *,

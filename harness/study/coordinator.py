@@ -40,7 +40,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from harness.errors import StorageError, UserError
+from harness.errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_RUNS_FAILED,
+    EXIT_SIGINT,
+    StorageError,
+    UserError,
+)
 from harness.run.memory import ALLOCATOR_ENV, tuned_environ
 from harness.store import claims
 from harness.store import engine as store_engine
@@ -74,12 +81,16 @@ class StudyOutcome:
     interrupted: bool
     wall_time_s: float
     new_runs: int
+    #: Exit codes of worker processes that ended otherwise than 0 or 130.
+    crashed: tuple[int, ...] = ()
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 130
-        return 1 if self.failed else 0
+            return EXIT_SIGINT
+        if EXIT_INTERNAL in self.crashed:  # a worker met a storage failure or a bug
+            return EXIT_INTERNAL
+        return EXIT_RUNS_FAILED if self.failed else EXIT_OK
 
 
 def _lease() -> tuple[float, float]:
@@ -146,6 +157,7 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
         raise UserError(f"--max-runs must be at least 1, got {max_runs}")
     url = db or store_engine.DEFAULT_DB
     if dry_run:
+        store_engine.check_usable(url)  # the refusals `run` would give, without writing
         state = check_plan(spec, url, retry_failed=retry_failed)
         print(describe_plan(spec, url, workers, state))
         return 0
@@ -186,7 +198,16 @@ def _worker_env(threads: int) -> Iterator[None]:
 def _worker_entry(opts: Any, budget: Any, keep_alive: Any) -> None:
     from harness.study.worker import worker_main
 
-    code = worker_main(opts, budget, keep_alive)
+    try:
+        code = worker_main(opts, budget, keep_alive)
+    except Exception as exc:  # noqa: BLE001 - one line, as the command itself says it
+        from harness.cli import traceback_note
+        from harness.store.failures import describe_failure
+
+        what = describe_failure(exc, opts.url) or (
+            f"internal error: {type(exc).__name__}: {exc} ({traceback_note(exc)})")
+        print(f"bsnn-bench: error: worker {os.getpid()}: {what}", file=sys.stderr)
+        code = EXIT_INTERNAL
     # Everything is committed by now; skipping interpreter teardown (torch, Lightning) saves
     # seconds per worker at the end of every study.
     sys.stdout.flush()
@@ -262,7 +283,8 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
     if crashed and not failed and not interrupted:
         failed = [f"<worker exited with code {c}>" for c in crashed]
     return StudyOutcome(counts=counts, failed=failed, interrupted=interrupted,
-                        wall_time_s=wall, new_runs=new_runs)
+                        wall_time_s=wall, new_runs=new_runs,
+                        crashed=tuple(c for c in crashed if c is not None))
 
 
 class _Bookkeeping:

@@ -84,6 +84,9 @@ def check_spec_change(session: Session, row: Study, spec: StudySpec, url: str,
     if row.spec_hash != spec.config_hash():
         changed = ", ".join(spec_diff(row.spec, spec.raw)) or "the run settings"
         raise refuse(f"changed: {changed}")
+    reordered = spec.level_order_change(row.spec)
+    if reordered:
+        raise refuse(reordered)
     if spec.design != "search":
         old_keys = set(session.scalars(select(Run.run_key).where(Run.study_id == row.id)))
         lost = sorted(old_keys - planned_keys)

@@ -28,6 +28,7 @@ from typing import Any
 import tricks
 from harness.config import RunConfig, set_path
 from harness.errors import ConfigError, SpecError
+from harness.study.limits import check_size, check_stored_lengths, check_text
 from harness.study.precision import parse_seed_rule
 from harness.yamlio import load_yaml
 from tricks._registry import TrickError, format_value
@@ -121,6 +122,30 @@ class StudySpec:
         }
         return hashlib.sha256(_canonical_json(ident).encode()).hexdigest()
 
+    def level_order_change(self, old_raw: Mapping[str, Any]) -> str | None:
+        """Why this spec's level order differs from that of the spec ``old_raw`` the study was
+        created from, or None. The first level of a factor is the reference every contrast is
+        measured against, so a resumed study keeps it first and keeps its levels' order; new
+        levels may come anywhere after the first."""
+        old_factors = old_raw.get("factors") if isinstance(old_raw, Mapping) else None
+        for f in self.factors:
+            levels = old_factors.get(f.name) if isinstance(old_factors, Mapping) else None
+            if not isinstance(levels, list) or not levels:
+                continue
+            try:
+                old = _parse_factor(self.path, f.name, levels, self.base).labels
+            except SpecError:
+                continue  # the old spec no longer parses: the other checks decide
+            if f.labels[0] != old[0]:
+                return (f"factor '{f.name}': its first level, the reference every contrast is "
+                        f"measured against, would change from '{old[0]}' to '{f.labels[0]}'")
+            kept = [lbl for lbl in f.labels if lbl in old]
+            if kept != [lbl for lbl in old if lbl in f.labels]:
+                return (f"factor '{f.name}': its levels were reordered ({', '.join(old)} -> "
+                        f"{', '.join(kept)}); keep their order (it is the order of every "
+                        f"table) and add new levels after the first")
+        return None
+
     # -- size ----------------------------------------------------------------------------
     def combination_count(self) -> int:
         sizes = [len(f.labels) for f in self.factors]
@@ -198,7 +223,8 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
 
     if not isinstance(data, Mapping):
         raise SpecError(f"{path}: a study spec must be a mapping with keys {', '.join(_TOP_KEYS)}")
-    _check_size(data, path)
+    check_size(data, path)
+    check_text(data, path)
     for key in data:
         if key not in _TOP_KEYS:
             raise fail(str(key), f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
@@ -262,6 +288,8 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
     factors = tuple(_parse_factor(path, str(fname), levels, base)
                     for fname, levels in raw_factors.items())
 
+    check_stored_lengths(path, design, factors, seeds_raw)
+
     grid_cap = data.get("grid_cap", DEFAULT_GRID_CAP)
     if not isinstance(grid_cap, int) or isinstance(grid_cap, bool) or grid_cap < 1:
         raise fail("grid_cap", f"expected a positive integer, got {grid_cap!r}")
@@ -296,26 +324,6 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
         raise fail("factors", f"{count} runs ({design}: {sizes} levels x {n_seeds} "
                               f"seeds) is over the cap of {grid_cap}; raise 'grid_cap' if meant")
     return spec
-
-
-#: A real spec holds hundreds of values; YAML aliases can make a small file expand to billions.
-MAX_VALUES = 100_000
-
-
-def _check_size(data: Any, path: str) -> None:
-    """Refuse a document whose aliases expand it past MAX_VALUES (walks at most that many)."""
-    stack = [data]
-    seen = 0
-    while stack:
-        node = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES:
-            raise SpecError(f"{path}: the document expands to more than {MAX_VALUES} values "
-                            f"(YAML alias bomb?); write the values out")
-        if isinstance(node, Mapping):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def _config_path_type(path: str) -> Any:
