@@ -312,7 +312,7 @@ def test_one_at_a_time_design_gives_the_factorial_ablation(reported: dict[str, A
 def test_first_screen_in_report(reported: dict[str, Any]) -> None:
     md = (reported["out"] / "full" / "report.md").read_text(encoding="utf-8")
     shows = md.index("## What this study shows")
-    first = md[shows:md.index("**Recommendation.**")]
+    first = md[shows:md.index("**Recommendation.**")].replace("\\", "")  # Markdown escapes
     assert f"binarization (test_acc): {BIN[1]} lowers it by 5.9 points vs {BIN[0]}" in first
     assert "established" in first
     page = (reported["out"] / "full" / "index.html").read_text(encoding="utf-8")
@@ -323,7 +323,7 @@ def test_first_screen_in_report(reported: dict[str, Any]) -> None:
              md.index("## Main effects"), md.index("## Figures"), md.index("## More tables"),
              md.index("## Study details")]
     assert order == sorted(order)
-    table = md[md.index("## Main effects"):md.index("## Figures")]
+    table = md[md.index("## Main effects"):md.index("## Figures")].replace("\\", "")
     header = next(line for line in table.splitlines() if line.startswith("| Factor"))
     assert header.count("|") - 1 <= 8  # at most 8 columns; the rest is in the CSV
     me = read(reported, "full", "main_effects")

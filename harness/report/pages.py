@@ -63,7 +63,7 @@ def _meta(report: StudyReport, h: Mapping[str, Any]) -> str:
 def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     h = header(report)
     m = _md_escape
-    out = [f"# Study report: {m(report.study)}", "", f"_{m(_meta(report, h))}_", ""]
+    out = [f"# Study report: {m(report.study)}", "", m(_meta(report, h)), ""]
     if h["partial"]:
         out += [f"> **{m(h['partial'])}**", ""]
     if report.verdicts:
@@ -77,8 +77,9 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
 
     def figure(f: ReportFigure) -> list[str]:
         if f.name not in png_names:
-            return [f"_{m(f.title)}: PNG not written (see index.html, or --format png)._", ""]
-        return [f"![{m(f.title)}]({png_names[f.name]})", "", f"_{m(f.caption or f.title)}_", ""]
+            return [f"{m(f.title)}: PNG not written (see index.html, or --format png).", ""]
+        return [f"![{m(f.title)}]({png_names[f.name]})", "", f"Figure: {m(f.caption or f.title)}",
+                ""]
 
     def table(t: ReportTable, level: str = "##", collapse: bool = True) -> list[str]:
         body = [markdown_table(t.frame, t.columns, accuracy=report.accuracy)]
