@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select, update
@@ -52,16 +52,10 @@ from harness.run.memory import ALLOCATOR_ENV, tuned_environ
 from harness.store import claims
 from harness.store import engine as store_engine
 from harness.store.schema import Run, Study
-from harness.study.plan import _check_datasets, describe_plan
+from harness.study.grid_trials import _record_grid_trials, add_grid_trial, name_objective
+from harness.study.plan import _check_datasets, check_plan, check_spec_change, describe_plan
 from harness.study.spec import PlannedRun, StudySpec, load_spec
-from harness.study.trials import (
-    _optuna_study,
-    _pruner,
-    _record_grid_trials,
-    _Search,
-    add_grid_trial,
-    make_pruning_callback,
-)
+from harness.study.trials import _optuna_study, _pruner, _Search, make_pruning_callback
 
 __all__ = [
     "ALLOCATOR_ENV",
@@ -126,25 +120,6 @@ def _cores() -> int:
 
 # -- registering the study -------------------------------------------------------------------
 
-def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out = []
-    for k in keys:
-        if k in ("factors", "description", "grid_cap"):
-            continue
-        o, n = old.get(k), new.get(k)
-        if isinstance(o, Mapping) and isinstance(n, Mapping):
-            for sub in sorted(set(o) | set(n)):
-                if sub != "seeds" and o.get(sub) != n.get(sub):
-                    out.append(f"{k}.{sub}")
-        elif o != n:
-            out.append(k)
-    of, nf = old.get("factors") or {}, new.get("factors") or {}
-    if set(of) != set(nf):
-        out.append("the set of factors")
-    return out
-
-
 def _register(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
     """Create or check the study row; refuse a changed spec unless it only adds runs."""
     for _ in range(3):
@@ -156,13 +131,6 @@ def _register(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun])
 
 
 def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[PlannedRun]) -> int:
-    def refuse(why: str) -> StorageError:
-        allowed = ("only adding levels or seeds is allowed" if spec.design != "search"
-                   else "a search study's spec cannot change")
-        return StorageError(
-            f"study '{spec.name}' in {url} was created from a different spec ({why}); "
-            f"{allowed}: use a new study name (study: ...) or restore the spec")
-
     with Session(engine) as s, s.begin():
         row = s.scalars(select(Study).where(Study.name == spec.name)).first()
         if row is None:
@@ -171,19 +139,7 @@ def _register_once(engine: Any, spec: StudySpec, url: str, planned: list[Planned
             s.add(row)
             s.flush()
             return int(row.id)
-        if row.spec_hash != spec.config_hash():
-            changed = ", ".join(_spec_diff(row.spec, spec.raw)) or "the run settings"
-            raise refuse(f"changed: {changed}")
-        reordered = spec.level_order_change(row.spec)
-        if reordered:
-            raise refuse(reordered)
-        if spec.design != "search":
-            old_keys = set(s.scalars(select(Run.run_key).where(Run.study_id == row.id)))
-            lost = sorted(old_keys - {p.key for p in planned})
-            if lost:
-                raise refuse(f"it removes {len(lost)} existing runs, e.g. {lost[0]}")
-        elif row.spec != spec.raw:
-            raise refuse("changed: " + (", ".join(_spec_diff(row.spec, spec.raw)) or "factors"))
+        check_spec_change(s, row, spec, url, {p.key for p in planned})
         row.spec = spec.raw
         return int(row.id)
 
@@ -202,12 +158,25 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
     url = db or store_engine.DEFAULT_DB
     if dry_run:
         store_engine.check_usable(url)  # the refusals `run` would give, without writing
-        print(describe_plan(spec, url, workers))
+        state = check_plan(spec, url, retry_failed=retry_failed)
+        print(describe_plan(spec, url, workers, state))
         return 0
     _check_datasets(spec)
-    outcome = run_study(spec, url=url, workers=workers, max_runs=max_runs, progress=progress,
-                        retry_failed=retry_failed)
-    return outcome.exit_code
+
+    passes: list[StudySpec] = []
+
+    def run_once(batch: StudySpec) -> StudyOutcome:
+        # Failed runs are retried by the first pass only: a later batch must not re-run them.
+        passes.append(batch)
+        return run_study(batch, url=url, workers=workers, max_runs=max_runs, progress=progress,
+                         retry_failed=retry_failed and len(passes) == 1)
+
+    if spec.seed_rule is not None:
+        from harness.study.precision import run_by_precision
+
+        return run_by_precision(spec, url, run_once, one_pass=max_runs is not None,
+                                progress=progress).exit_code
+    return run_once(spec).exit_code
 
 
 @contextlib.contextmanager
@@ -265,6 +234,7 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
         pruner = _pruner(spec.pruning)
     ostudy = _optuna_study(url, spec.name, direction=spec.direction, sampler=sampler,
                            pruner=pruner)
+    name_objective(ostudy, spec)
     if retry_failed:
         with Session(engine) as s, s.begin():
             # A grid run's next attempt gets its own Optuna trial; the failed one stays.
@@ -326,13 +296,22 @@ class _Bookkeeping:
         self.display, self.record = display, record
         self._record_args = (engine, spec, study_id, url)
         self._last = 0.0
+        self._warned = ""
 
     def tick(self) -> None:
         with contextlib.suppress(Exception):
             self.display.poll()
-            if self.record and time.perf_counter() - self._last > 2.0:
+        if self.record and time.perf_counter() - self._last > 2.0:
+            self._last = time.perf_counter()
+            try:
                 _record_grid_trials(*self._record_args)
-                self._last = time.perf_counter()
+            except Exception as exc:  # noqa: BLE001 - the study goes on; final() raises
+                # Said once per distinct error, never hidden: the next tick tries again.
+                text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                if text != self._warned:
+                    self._warned = text
+                    print(f"bsnn-bench: warning: recording Optuna trials failed (will "
+                          f"retry): {text}", file=sys.stderr)
 
     def final(self) -> None:
         if self.record:
