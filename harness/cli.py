@@ -1,5 +1,5 @@
-"""The ``bsnn-bench`` command: train | run | worker | status | report | export | tricks |
-datasets | migrate.
+"""The ``bsnn-bench`` command: train | run | worker | status | report | export | show |
+compare | tricks | datasets | migrate.
 
 Every failure ends in one line on stderr, ``bsnn-bench: error: ...``, and a documented exit code
 (:mod:`harness.errors`): 2 for the user's input or environment, 3 for a failure of the storage
@@ -30,10 +30,20 @@ __all__ = ["DEBUG_ENV", "main", "traceback_note"]
 
 
 #: Subcommands in the order ``--help`` lists them; each is a module of harness.commands.
-COMMANDS = ("train", "run", "worker", "status", "report", "export", "tricks", "datasets",
-            "migrate")
+COMMANDS = ("train", "run", "worker", "status", "report", "export", "show", "compare", "tricks",
+            "datasets", "migrate")
 #: Subcommands that train in this process: they start again with the allocator setting.
 TRAINING_COMMANDS = ("train", "run", "worker")
+
+
+def version() -> str:
+    """The installed distribution's version (the source tree's when run from a checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("bsnn-bench")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                "internal error, 130 SIGINT, 143 SIGTERM")
     parser.add_argument("--debug", action="store_true",
                         help=f"print the traceback of an error ({DEBUG_ENV}=1 does the same)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"harness.commands.{name}").register(sub)

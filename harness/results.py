@@ -45,6 +45,7 @@ __all__ = [
     "connect",
     "curves_frame",
     "list_studies",
+    "run_curves",
     "runs_frame",
     "study_info",
     "study_levels",
@@ -234,3 +235,22 @@ def curves_frame(db: str | Engine | None, study: str, metric: str, *,
     out.attrs.update(runs.attrs)
     out.attrs["metric"] = metric
     return out
+
+
+def run_curves(db: str | Engine | None, study: str, run_id: int) -> pd.DataFrame:
+    """Every learning curve of one run of ``study``, wide: one row per epoch (0-based curve
+    index), one column per curve name (``train_loss``, ``val_acc``, ...), NaN/±inf decoded."""
+    with connect(db) as engine, Session(engine) as conn:
+        s = _study_row(conn, study)
+        rows = conn.execute(
+            select(RunCurve.epoch, RunCurve.name, RunCurve.value, RunCurve.special)
+            .join(Run, Run.id == RunCurve.run_id)
+            .where(Run.study_id == s.id, Run.id == run_id)
+            .order_by(RunCurve.epoch, RunCurve.name)).all()
+    long = pd.DataFrame([(e, n, decode_float(v, sp)) for e, n, v, sp in rows],
+                        columns=["epoch", "name", "value"])
+    if long.empty:
+        return pd.DataFrame(index=pd.Index([], name="epoch"))
+    wide = long.pivot(index="epoch", columns="name", values="value").astype(float)
+    wide.columns.name = None
+    return wide

@@ -111,6 +111,10 @@ class _TimeMajor:
     def __len__(self) -> int:
         return len(self.loader)
 
+    @property
+    def num_samples(self) -> int:
+        return len(self.loader.dataset)
+
 
 class ShuffledByEpoch:
     """Time-major batches reshuffled per epoch from (seed, epoch), like the harness's loaders:

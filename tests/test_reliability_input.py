@@ -178,7 +178,9 @@ def test_reordered_levels_exit_2_through_the_cli(tmp_path: Path,
     spec = _write(tmp_path / "s.yaml", {**BASE, "factors": {**BASE["factors"],
                                                             "model.pool": ["avg", "max"]}})
     capsys.readouterr()
-    assert main(["run", str(spec), "--db", url, "--dry-run"]) == 0  # a plan, no database change
+    # --dry-run makes run's checks: the same refusal, and no database change.
+    assert main(["run", str(spec), "--db", url, "--dry-run"]) == 2
+    assert "its first level, the reference" in one_line_error(capsys)
     assert main(["run", str(spec), "--db", url, "--quiet"]) == 2
     assert "its first level, the reference" in one_line_error(capsys)
 

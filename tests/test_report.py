@@ -49,14 +49,6 @@ def holm_reference(p: list[float]) -> list[float]:
     return out
 
 
-def percentile_bootstrap(x: list[float], n: int = 20000) -> tuple[float, float]:
-    rng = np.random.default_rng(7)
-    arr = np.asarray(x)
-    means = rng.choice(arr, size=(n, arr.size), replace=True).mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("report")
@@ -85,54 +77,88 @@ def test_every_file_of_the_report_is_written(reported: dict[str, Any]) -> None:
                   "interaction_binarization_optimizer", "top_configurations", "bn_vs_shift_bn",
                   "cost", "best_practice", "recommended_vs_baseline"):
         assert f"{table}.csv" in names and f"{table}.tex" in names, table
-    for figure in ("main_effects", "learning_curves", "interaction_heatmap", "pareto"):
+    for figure in ("contrasts", "learning_curves", "interaction_heatmap", "pareto"):
         png = (folder / f"{figure}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000, figure
+        assert _png_dpi(png) >= 200, figure
+        assert (folder / f"{figure}.pdf").read_bytes().startswith(b"%PDF-"), figure
     assert {"report.md", "index.html"} <= names
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 4
     assert "src=\"http" not in page and "<link" not in page  # self-contained
     tex = (folder / "main_effects.tex").read_text(encoding="utf-8")
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
-    assert "ste-clip" in tex and r"epochs\_to\_95pct" in tex
+    assert "ste-clip" in tex and r"\label{tab:full-main-effects}" in tex
+    head = tex.split(r"\toprule")[1].split(r"\midrule")[0]
+    assert r"p (Holm)" in head and r"\_" not in head  # readable headers
+
+
+def _png_dpi(png: bytes) -> float:
+    """Pixels per inch from the PNG's pHYs chunk (matplotlib writes the dpi there)."""
+    import struct
+
+    at = png.index(b"pHYs")
+    x, _y, unit = struct.unpack(">IIB", png[at + 4:at + 13])
+    assert unit == 1  # per metre
+    return round(x * 0.0254)
+
+
+def seed_reference(d: list[float]) -> dict[str, float]:
+    """Seed-level contrast numbers by their definitions (scipy t, enumerated sign flips)."""
+    arr = np.asarray(d)
+    n = arr.size
+    half = stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n)
+    flips = [abs(np.dot(signs, arr)) >= abs(arr.sum()) - 1e-12
+             for signs in itertools.product((1, -1), repeat=n)]
+    return {"diff": arr.mean(), "lo": arr.mean() - half, "hi": arr.mean() + half,
+            "p": stats.ttest_1samp(arr, 0.0).pvalue, "flip": float(np.mean(flips))}
 
 
 def test_main_effects_numbers(reported: dict[str, Any]) -> None:
     me = read(reported, "full", "main_effects")
     assert me[["factor", "level"]].values.tolist() == (
         [["binarization", lab] for lab in BIN] + [["optimizer", lab] for lab in OPT])
+    for col in ("factor", "level", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm",
+                "significant", "n_seeds", "resolved", "half_width", "mde"):
+        assert col in me.columns, col
     p_raw = []
     for _, row in me.iterrows():
         if row["factor"] == "binarization":
             b = BIN.index(row["level"])
+            per_seed = [np.mean([acc(b, o, s) for o in range(3)]) for s in SEEDS]
+            d = [np.mean([acc(b, o, s) - acc(0, o, s) for o in range(3)]) for s in SEEDS]
             values = [acc(b, o, s) for o in range(3) for s in SEEDS]
-            pairs = [(acc(0, o, s), acc(b, o, s)) for o in range(3) for s in SEEDS]
         else:
             o = OPT.index(row["level"])
+            per_seed = [np.mean([acc(b, o, s) for b in range(2)]) for s in SEEDS]
+            d = [np.mean([acc(b, o, s) - acc(b, 0, s) for b in range(2)]) for s in SEEDS]
             values = [acc(b, o, s) for b in range(2) for s in SEEDS]
-            pairs = [(acc(b, 0, s), acc(b, o, s)) for b in range(2) for s in SEEDS]
-        assert row["runs"] == len(values)
-        assert row["mean"] == pytest.approx(np.mean(values), abs=1e-12)
-        assert row["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
-        lo, hi = percentile_bootstrap(values)
-        assert row["ci_low"] == pytest.approx(lo, abs=0.0015)
-        assert row["ci_high"] == pytest.approx(hi, abs=0.0015)
+        assert row["runs"] == len(values) and row["seeds"] == 3
+        assert row["mean"] == pytest.approx(np.mean(per_seed), abs=1e-12)
+        half = stats.t.ppf(0.975, 2) * np.std(per_seed, ddof=1) / math.sqrt(3)
+        assert row["ci_low"] == pytest.approx(np.mean(per_seed) - half, abs=1e-12)
+        assert row["ci_high"] == pytest.approx(np.mean(per_seed) + half, abs=1e-12)
         if row["reference"]:
             assert row["test"] == "reference" and math.isnan(row["p"])
             continue
-        d = [y - x for x, y in pairs]
-        assert row["diff"] == pytest.approx(np.mean(d), abs=1e-12)
-        assert row["n_pairs"] == len(d)
-        assert row["test"] == "wilcoxon"
-        assert row["p"] == pytest.approx(stats.wilcoxon(d).pvalue, rel=1e-9)
-        assert row["diff_ci_low"] <= row["diff"] <= row["diff_ci_high"]
+        ref = seed_reference(d)
+        assert row["diff"] == pytest.approx(ref["diff"], abs=1e-12)
+        assert row["diff_ci_low"] == pytest.approx(ref["lo"], abs=1e-12)
+        assert row["diff_ci_high"] == pytest.approx(ref["hi"], abs=1e-12)
+        assert row["half_width"] == pytest.approx((ref["hi"] - ref["lo"]) / 2, abs=1e-12)
+        assert row["n_seeds"] == 3 and row["test"] == "seed-level t (df = seeds - 1)"
+        assert row["p"] == pytest.approx(ref["p"], rel=1e-9)
+        # 3 seeds all of one sign: 2 of the 8 sign patterns are as extreme.
+        assert row["p_signflip"] == pytest.approx(ref["flip"]) and ref["flip"] >= 0.25
+        assert row["resolved"] == bool(row["half_width"] <= 0.02)
         p_raw.append(row["p"])
     tested = me[~me["reference"]]
     assert tested["p_holm"].tolist() == pytest.approx(holm_reference(p_raw), rel=1e-9)
     assert tested["significant"].tolist() == [p < 0.05 for p in holm_reference(p_raw)]
-    # ste-clip loses 6 points in all 9 pairs: exact two-sided Wilcoxon p = 2 / 2^9.
-    assert tested["p"].iloc[0] == pytest.approx(2 / 512)
     ste = me[me["level"] == BIN[1]].iloc[0]
+    # ste-clip loses about 6 points in every cell, with little spread over seeds.
+    assert ste["diff"] == pytest.approx(-0.06, abs=0.002) and bool(ste["resolved"])
+    assert bool(ste["significant"]) and 0 < ste["mde"] < 0.06
     extra = [metric_values(1, o, s) for o in range(3) for s in SEEDS]
     assert ste["spike_rate"] == pytest.approx(np.mean([v["spike_rate"] for v in extra]))
     assert ste["synops_per_sample"] == pytest.approx(
@@ -142,7 +168,7 @@ def test_main_effects_numbers(reported: dict[str, Any]) -> None:
     assert len(finite) == 8 and ste["epochs_to_95pct"] == pytest.approx(np.mean(finite))
 
 
-def test_ablation_from_factorial_uses_paired_t_for_three_seeds(reported: dict[str, Any]) -> None:
+def test_ablation_is_seed_level(reported: dict[str, Any]) -> None:
     ab = read(reported, "full", "ablation")
     assert ab["change"].tolist() == ["baseline", f"binarization = {BIN[1]}",
                                      f"optimizer = {OPT[1]}", f"optimizer = {OPT[2]}"]
@@ -152,10 +178,11 @@ def test_ablation_from_factorial_uses_paired_t_for_three_seeds(reported: dict[st
     p_raw = []
     for row, (b, o) in zip(ab.iloc[1:].itertuples(), changes):
         values = [acc(b, o, s) for s in SEEDS]
+        d = [v - x for v, x in zip(values, base)]
         assert row.runs == 3 and row.mean == pytest.approx(np.mean(values))
-        assert row.diff == pytest.approx(np.mean(values) - np.mean(base))
-        assert row.test == "paired t (n<6)"
-        assert row.p == pytest.approx(stats.ttest_rel(values, base).pvalue, rel=1e-9)
+        assert row.diff == pytest.approx(np.mean(d))
+        if np.std(d) > 0:
+            assert row.p == pytest.approx(stats.ttest_rel(values, base).pvalue, rel=1e-9)
         p_raw.append(row.p)
     assert ab["p_holm"].iloc[1:].tolist() == pytest.approx(holm_reference(p_raw), rel=1e-9)
 
@@ -167,6 +194,16 @@ def test_interactions_top_configurations_and_cost(reported: dict[str, Any]) -> N
         assert grid.iloc[b][OPT[o]] == pytest.approx(np.mean([acc(b, o, s) for s in SEEDS]))
     inter = read(reported, "full", "interactions")
     assert len(inter) == 6 and set(inter["runs"]) == {3}
+    contrasts = read(reported, "full", "interaction_contrasts")
+    assert len(contrasts) == 2
+    for row, o in zip(contrasts.itertuples(), (1, 2)):
+        d = [acc(1, o, s) - acc(1, 0, s) - acc(0, o, s) + acc(0, 0, s) for s in SEEDS]
+        assert row.diff == pytest.approx(np.mean(d), abs=1e-12)
+    simple = read(reported, "full", "simple_effects")
+    within = simple[(simple["within"] == f"binarization = {BIN[1]}")
+                    & (simple["level"] == OPT[2])].iloc[0]
+    assert within["diff"] == pytest.approx(np.mean([acc(1, 2, s) - acc(1, 0, s)
+                                                    for s in SEEDS]))
 
     top = read(reported, "full", "top_configurations")
     means = {(b, o): np.mean([acc(b, o, s) for s in SEEDS])
@@ -189,56 +226,64 @@ def test_interactions_top_configurations_and_cost(reported: dict[str, Any]) -> N
 def test_bn_vs_shift_bn(reported: dict[str, Any]) -> None:
     bn = read(reported, "full", "bn_vs_shift_bn")
     assert bn["group"].tolist() == ["all", "binarization", "binarization"]
-    losses = [metric_values(b, o, s)["test_acc"] - metric_values(b, o, s)["test_acc_shift_bn"]
-              for b in range(2) for o in range(3) for s in SEEDS]
+
+    def loss(b: int, o: int, s: int) -> float:
+        v = metric_values(b, o, s)
+        return v["test_acc"] - v["test_acc_shift_bn"]
+
+    per_seed = [np.mean([loss(b, o, s) for b in range(2) for o in range(3)]) for s in SEEDS]
     overall = bn.iloc[0]
-    assert overall["runs"] == 18
-    assert overall["loss"] == pytest.approx(np.mean(losses))
-    assert overall["loss_ci_low"] <= overall["loss"] <= overall["loss_ci_high"]
-    assert overall["p"] == pytest.approx(stats.wilcoxon(losses).pvalue)
+    assert overall["runs"] == 18 and overall["n_seeds"] == 3
+    ref = seed_reference(per_seed)
+    assert overall["diff"] == pytest.approx(ref["diff"])
+    assert overall["diff_ci_low"] == pytest.approx(ref["lo"])
+    # The loss averages to the same value in every seed: t is undefined, the sign-flip p
+    # (2 of 8 patterns) stands in for it.
+    assert np.std(per_seed) == pytest.approx(0, abs=1e-15)
+    assert overall["p"] == pytest.approx(ref["flip"]) == 0.25
 
 
-def test_best_practice_recommendation(reported: dict[str, Any]) -> None:
+def test_best_practice_non_inferiority(reported: dict[str, Any]) -> None:
     bp = read(reported, "full", "best_practice").set_index("factor")
-    # Independent decision: best by mean, compare it with every other level (paired), Holm.
-    fam: list[tuple[str, str, float, float]] = []
-    best: dict[str, str] = {}
-    for factor, labels in LABELS.items():
-        def level_acc(i: int, factor: str = factor) -> dict[tuple[int, int], float]:
-            if factor == "binarization":
-                return {(o, s): acc(i, o, s) for o in range(3) for s in SEEDS}
-            return {(b, s): acc(b, i, s) for b in range(2) for s in SEEDS}
-        means = {i: np.mean(list(level_acc(i).values())) for i in range(len(labels))}
-        ib = max(means, key=means.get)
-        best[factor] = labels[ib]
-        for i in range(len(labels)):
-            if i != ib:
-                d = [level_acc(ib)[k] - level_acc(i)[k] for k in level_acc(ib)]
-                fam.append((factor, labels[i], stats.wilcoxon(d).pvalue, np.mean(d)))
-    adj = holm_reference([p for _, _, p, _ in fam])
-    for factor in LABELS:
-        tied = [lab for (f, lab, _, d), pa in zip(fam, adj) if f == factor and
-                not (pa < 0.05 and d > 0)]
-        row = bp.loc[factor]
-        assert row["best"] == best[factor]
-        if not tied:
-            assert row["decision"] == "significantly best"
-            assert row["recommended"] == best[factor]
-        else:
-            assert row["decision"] == "no significant difference"
-            assert row["tied_levels"] == "; ".join(
-                lab for lab in LABELS[factor] if lab in tied + [best[factor]])
-    # The designed effects: fp32 beats ste-clip in all 9 pairs (p = 2/512, Holm x3: 0.012);
-    # hybrid beats sgd in all 6 pairs, but 2/64 x 2 = 0.0625 is not significant, so the
-    # optimizer goes to the cheapest level: equal memory, adam's energy is lowest.
+    cmp = read(reported, "full", "best_practice_vs_best")
+    # fp32 is 6 points better in every cell: ste-clip is significantly worse, fp32 recommended.
+    assert bp.loc["binarization", "best"] == BIN[0]
     assert bp.loc["binarization", "recommended"] == BIN[0]
-    assert bp.loc["binarization", "decision"] == "significantly best"
+    assert bp.loc["binarization", "worse"] == BIN[1]
+    ste = cmp[cmp["level"] == BIN[1]].iloc[0]
+    assert ste["diff"] == pytest.approx(-0.06, abs=0.002) and bool(ste["significant"])
+    # hybrid is best by mean; adam and sgd are compared with it seed by seed.
     assert bp.loc["optimizer", "best"] == OPT[2]
-    assert bp.loc["optimizer", "decision"] == "no significant difference"
-    assert bp.loc["optimizer", "recommended"] == OPT[0]
+    for o in (0, 1):
+        row = cmp[cmp["level"] == OPT[o]].iloc[0]
+        d = [np.mean([acc(b, o, s) - acc(b, 2, s) for b in range(2)]) for s in SEEDS]
+        ref = seed_reference(d)
+        assert row["diff"] == pytest.approx(ref["diff"])
+        assert row["diff_ci_low"] == pytest.approx(ref["lo"])
+        noninf = ref["lo"] > -0.01
+        assert (OPT[o] in str(bp.loc["optimizer", "non_inferior"])) == noninf
+    # The Holm family is every comparison with the best, over both factors.
+    tested = cmp[np.isfinite(cmp["p"])]
+    assert tested["p_holm"].tolist() == pytest.approx(holm_reference(tested["p"].tolist()))
     rvb = read(reported, "full", "recommended_vs_baseline")
     assert rvb["configuration"].tolist() == ["baseline", "recommended"]
     assert rvb["mean"].iloc[0] == pytest.approx(np.mean([acc(0, 0, s) for s in SEEDS]))
+    top = read(reported, "full", "recommended_vs_top")
+    assert top["configuration"].tolist() == ["top configuration", "recommended"]
+
+
+def test_best_practice_says_unresolved_when_evidence_does_not_separate() -> None:
+    rng = np.random.default_rng(3)
+    rows = [{"status": "complete", "seed": s, "opt": lab,
+             "test_acc": 0.8 + rng.normal(0, 0.03) + (0.005 if lab == "b" else 0.0)}
+            for s in range(4) for lab in ("a", "b")]
+    runs = pd.DataFrame(rows)
+    bp = best_practice(runs, levels={"opt": ["a", "b"]}).iloc[0]
+    assert bp["recommended"] == ""
+    assert bp["decision"].startswith("no recommendation: unresolved at ±")
+    # Two seeds: nothing is testable, so nothing is recommended either.
+    two = best_practice(runs[runs["seed"] < 2], levels={"opt": ["a", "b"]}).iloc[0]
+    assert two["decision"] == "no recommendation: unresolved at fewer than 3 seeds"
 
 
 def test_one_at_a_time_design_gives_the_factorial_ablation(reported: dict[str, Any],
@@ -250,13 +295,13 @@ def test_one_at_a_time_design_gives_the_factorial_ablation(reported: dict[str, A
     assert len(runs) == 12
     oat = ablation(runs)
     full = read(reported, "full", "ablation")
-    cols = ["change", "runs", "mean", "diff", "n_pairs", "test", "p", "p_holm"]
+    cols = ["change", "runs", "mean", "diff", "n_seeds", "test", "p", "p_holm"]
     pd.testing.assert_frame_equal(oat[cols].reset_index(drop=True), full[cols],
                                   check_dtype=False)
     me = main_effects(runs)
     ste = me[me["level"] == BIN[1]].iloc[0]
     # In a one-at-a-time design the only partners of a change are the baseline runs.
-    assert ste["n_pairs"] == 3 and ste["runs"] == 3
+    assert ste["n_seeds"] == 3 and ste["runs"] == 3
     assert ste["diff"] == pytest.approx(np.mean([acc(1, 0, s) - acc(0, 0, s) for s in SEEDS]))
     versus = recommended_vs_baseline(runs)
     assert versus["runs"].iloc[0] == 3
@@ -264,13 +309,30 @@ def test_one_at_a_time_design_gives_the_factorial_ablation(reported: dict[str, A
     assert summary.startswith(f"Recommended: binarization = {BIN[0]}")
 
 
-def test_best_practice_summary_in_report(reported: dict[str, Any]) -> None:
+def test_first_screen_in_report(reported: dict[str, Any]) -> None:
     md = (reported["out"] / "full" / "report.md").read_text(encoding="utf-8")
-    summary = md[md.index("**Best practice.**"):].splitlines()[0]
-    assert f"binarization = {BIN[0]} (significantly best)" in summary
-    assert f"optimizer = {OPT[0]} (no significant difference)" in summary
-    assert "The recommended combination is the baseline." in summary
-    assert md.index("**Best practice.**") < md.index("## 1. Main")
+    shows = md.index("## What this study shows")
+    first = md[shows:md.index("**Recommendation.**")].replace("\\", "")  # Markdown escapes
+    assert f"binarization (test_acc): {BIN[1]} lowers it by 5.9 points vs {BIN[0]}" in first
+    assert "established" in first
+    page = (reported["out"] / "full" / "index.html").read_text(encoding="utf-8")
+    assert "What this study shows" in page
+    # The first screen: verdict, recommendation, the contrasts figure, the main-effects table,
+    # then everything else.
+    order = [shows, md.index("**Recommendation.**"), md.index("![Every level against"),
+             md.index("## Main effects"), md.index("## Figures"), md.index("## More tables"),
+             md.index("## Study details")]
+    assert order == sorted(order)
+    table = md[md.index("## Main effects"):md.index("## Figures")].replace("\\", "")
+    header = next(line for line in table.splitlines() if line.startswith("| Factor"))
+    assert header.count("|") - 1 <= 8  # at most 8 columns; the rest is in the CSV
+    me = read(reported, "full", "main_effects")
+    fp32, ste = me.iloc[0], me.iloc[1]
+    # Accuracy in points with one decimal, p-values with 2 significant digits, everywhere.
+    assert f"| fp32 | 3 | {100 * fp32['mean']:.1f} | reference |  |  |  |" in table
+    assert (f"| ste-clip | 3 | {100 * ste['mean']:.1f} | {100 * ste['diff']:+.1f} | "
+            f"[{100 * ste['diff_ci_low']:+.1f}, {100 * ste['diff_ci_high']:+.1f}] | "
+            f"{ste['p_holm']:.1e} | established |") in table
 
 
 def test_partial_study_counts_and_failures(reported: dict[str, Any]) -> None:
@@ -278,7 +340,7 @@ def test_partial_study_counts_and_failures(reported: dict[str, Any]) -> None:
     assert "Partial study: 14 of 18 runs complete, 1 failed, 3 pending" in md
     assert "18 runs: 14 complete, 1 failed, 3 pending (of which 1 running)" in md
     failed_at = md.index("## Failed runs")
-    assert md.index("loss became NaN at epoch 1 (run 1)") > failed_at > md.index("## 1. Main")
+    assert md.index("loss became NaN at epoch 1 (run 1)") > failed_at > md.index("## Main effects")
     me = read(reported, "partial", "main_effects")
     assert me["runs"].sum() == 2 * 14  # every complete run once per factor
     full_md = (reported["out"] / "full" / "report.md").read_text(encoding="utf-8")
@@ -368,9 +430,11 @@ def test_cli_report_and_user_errors(reported: dict[str, Any], tmp_path: Path,
     assert (tmp_path / "cli" / "partial" / "report.md").is_file()
     cases = [
         (["--study", "nope"], "no study named 'nope'"),
-        (["--format", "md,pdf"], "unknown report format 'pdf'"),
+        (["--format", "md,docx"], "unknown report format 'docx'"),
         (["--metric", "no_such_metric", "--study", "full"], "metric 'no_such_metric'"),
         (["--db", f"sqlite:///{tmp_path / 'missing.sqlite'}"], "missing.sqlite' does not exist"),
+        (["--delta", "0"], "--delta must be a positive margin"),
+        (["--half-width", "-1"], "--half-width must be positive"),
     ]
     for extra, message in cases:
         args = ["report", "--out", out, *extra]
@@ -384,15 +448,32 @@ def test_cli_report_and_user_errors(reported: dict[str, Any], tmp_path: Path,
     assert not (tmp_path / "missing.sqlite").exists()
 
 
-def test_best_practice_with_untestable_levels(reported: dict[str, Any]) -> None:
+def test_delta_and_half_width_options_change_the_decisions(reported: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    assert main(["report", "--db", reported["url"], "--study", "full", "--out", str(tmp_path),
+                 "--format", "csv", "--delta", "0.5", "--half-width", "0.5"]) == 0
+    bp = pd.read_csv(tmp_path / "full" / "best_practice.csv").set_index("factor")
+    # A 50-point margin makes ste-clip (6 points worse, but 32x less memory) non-inferior.
+    assert bp.loc["binarization", "recommended"] == BIN[1]
+    assert bp.loc["binarization", "decision"].startswith("non-inferior to the best (fp32)")
+    me = pd.read_csv(tmp_path / "full" / "main_effects.csv")
+    assert me.loc[~me["reference"], "resolved"].all()
+
+
+def test_contrasts_with_fewer_than_three_seeds_are_unresolved(reported: dict[str, Any]
+                                                             ) -> None:
     runs = runs_frame(reported["url"], "full")
+    two = runs[runs["seed"] < 2]
+    me = main_effects(two)
+    tested = me[~me["reference"]]
+    assert (tested["n_seeds"] == 2).all() and tested["p"].isna().all()
+    assert tested["p_holm"].isna().all() and not tested["significant"].any()
+    assert not tested["resolved"].any()
+    assert tested["test"].str.startswith("unresolved: 2 seed(s) < 3").all()
     one = runs[(runs["seed"] == 0) & (runs["optimizer"] == OPT[0])]
     levels = {"binarization": BIN, "optimizer": OPT[:1]}
     bp = best_practice(one, levels=levels).set_index("factor")
-    # One pair cannot be tested: no claim of significance, the cheapest (binary) level wins.
-    assert bp.loc["binarization", "decision"] == (
-        "no significant difference; some levels untested (fewer than 2 paired runs)")
-    assert bp.loc["binarization", "recommended"] == BIN[1]
+    assert bp.loc["binarization", "recommended"] == ""
     assert bp.loc["optimizer", "decision"] == "only level with runs"
     me = main_effects(one, levels=levels)
-    assert me["ci_low"].iloc[:2].isna().all() and me["test"].iloc[1] == "none (n<2)"
+    assert me["ci_low"].iloc[:2].isna().all() and me["n_seeds"].iloc[1] == 1

@@ -191,7 +191,20 @@ def test_load_spec_round_trips_a_file(tmp_path: Path) -> None:
     assert spec.raw["factors"]["model.pool"] == ["max", "avg"]
 
 
-@pytest.mark.parametrize("name", ["full_factorial.yaml", "quickstart.yaml"])
+@pytest.mark.parametrize("name", ["full_factorial.yaml", "quickstart.yaml",
+                                  "placebo_demo.yaml"])
 def test_shipped_studies_are_valid(name: str) -> None:
     spec = load_spec(Path(__file__).resolve().parent.parent / "studies" / name)
     assert spec.run_count() >= 2
+
+
+def test_main_job_fits_its_budget_and_keeps_the_design_card() -> None:
+    spec = load_spec(Path(__file__).resolve().parent.parent / "studies" / "full_factorial.yaml")
+    names = {f.name for f in spec.factors}
+    assert names == {"binarization", "optimizer", "shift_bn", "surrogate", "lr_schedule",
+                     "augmentation"}
+    opt = next(f for f in spec.factors if f.name == "optimizer")
+    assert sum(label.startswith("hybrid") for label in opt.labels) == 2
+    # 1.35 s of wall time per run with 2 workers: the largest study must fit 25 minutes.
+    assert spec.seed_rule is not None and spec.seed_rule.half_width == 0.02
+    assert spec.seed_rule.start >= 6 and spec.max_run_count() * 1.35 < 25 * 60

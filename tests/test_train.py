@@ -57,6 +57,16 @@ def test_swats_switch_is_recorded_from_inside_training() -> None:
     assert "switch_epoch" not in _run(tiny_cfg(epochs=1, optimizer="swats")).metrics
 
 
+def test_best_epoch_and_test_samples_are_recorded() -> None:
+    result = _run(tiny_cfg(epochs=3, optimizer={"name": "hybrid", "switch_at": 0.5}))
+    val = result.curves["val_acc"]
+    # 0-based, the earliest best (the weights the test accuracy comes from), like switch_epoch.
+    assert result.metrics["best_epoch"] == val.index(max(val))
+    hybrid = tricks.make("optimizer", {"name": "hybrid", "switch_at": 0.5})
+    assert result.metrics["switch_epoch"] == hybrid.switch_epoch(3)
+    assert result.metrics["test_samples"] == 24  # the last quarter of tiny_data's 96 samples
+
+
 @pytest.mark.parametrize("loss", ["mse-rate", "ce-rate", "ce-count", "ce-membrane"])
 def test_every_loss_level_trains_one_epoch(loss: str) -> None:
     torch.manual_seed(0)

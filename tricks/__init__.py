@@ -21,6 +21,7 @@ from tricks import (
     lr_schedule,
     normalization,
     optimizer,
+    placebo,
     shift_bn,
     surrogate,
 )
@@ -51,6 +52,7 @@ _MODULES = {
     "lr_schedule": lr_schedule,
     "augmentation": augmentation,
     "loss": loss,
+    "placebo": placebo,
 }
 FACTORS: tuple[str, ...] = tuple(_MODULES)
 

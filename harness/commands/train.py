@@ -19,12 +19,16 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from harness.config import RunConfig, apply_overrides, load_config_file
+    from harness.errors import DatasetMissingError
     from harness.run.train import format_metrics, train_run
 
     data = load_config_file(args.config) if args.config else {}
     data = apply_overrides(data, args.set or [])
     cfg = RunConfig.from_dict(data)
-    result = train_run(cfg, progress=not args.quiet)
+    try:
+        result = train_run(cfg, progress=not args.quiet)
+    except DatasetMissingError as exc:
+        raise DatasetMissingError(f"{exc} (--set dataset.download=true)") from None
     print(format_metrics(result))
     if result.status != "complete":
         print(f"bsnn-bench: run failed: {result.error}", file=sys.stderr)

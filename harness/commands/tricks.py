@@ -14,8 +14,17 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import tricks
+    from harness.errors import UserError
 
     table = tricks.registry()
+    unknown = [f for f in args.factor if f not in table]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(table), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"unknown factor {unknown[0]!r}; {hint}known factors: "
+                        f"{', '.join(table)}")
     for factor, levels in table.items():
         if args.factor and factor not in args.factor:
             continue

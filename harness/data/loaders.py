@@ -32,6 +32,8 @@ class FrameLoader:
         events: the split's preprocessed events, needed by event-level augmentation.
         reframe: bins a list of (augmented) events into ``[N, T, *input_shape]`` counts.
         sensor_size: (W, H, P) of the events, passed to event transforms.
+        stream: another stream of the generators, ``(seed, e, stream)``; 0 (the default) is
+            the seed's own ``(seed, e)``. Set by the ``placebo`` factor only.
     """
 
     def __init__(self, frames: torch.Tensor, labels: torch.Tensor, *, batch_size: int,
@@ -39,7 +41,7 @@ class FrameLoader:
                  augmentation: Augmentation | None = None,
                  events: list[np.ndarray] | None = None,
                  reframe: Callable[[list[np.ndarray]], np.ndarray] | None = None,
-                 sensor_size: tuple[int, int, int] | None = None) -> None:
+                 sensor_size: tuple[int, int, int] | None = None, stream: int = 0) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if len(frames) != len(labels):
@@ -49,6 +51,7 @@ class FrameLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.stream = stream
         self.augmentation = augmentation
         self.events = events
         self.reframe = reframe
@@ -75,7 +78,8 @@ class FrameLoader:
         self.epoch = epoch
 
     def _generators(self, epoch: int) -> tuple[torch.Generator, np.random.Generator]:
-        seq = np.random.SeedSequence([self.seed, epoch])
+        entropy = [self.seed, epoch] + ([self.stream] if self.stream else [])
+        seq = np.random.SeedSequence(entropy)
         torch_seed, np_seed = seq.generate_state(2, dtype=np.uint64)
         gen = torch.Generator().manual_seed(int(torch_seed) & ((1 << 63) - 1))
         return gen, np.random.default_rng(int(np_seed))

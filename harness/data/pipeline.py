@@ -268,10 +268,16 @@ def build_data(cfg: RunConfig) -> DataBundle:
             frames, labels, batch_size=cfg.train.batch_size, shuffle=train,
             seed=cfg.train.seed, augmentation=aug if train and aug.stage != "none" else None,
             events=events, reframe=reframe if train else None,
-            sensor_size=out_sensor if train else None)
+            sensor_size=out_sensor if train else None,
+            stream=_placebo_stream(cfg) if train else 0)
     return DataBundle(train=loaders["train"], val=loaders["val"], test=loaders["test"],
                       input_shape=input_shape, num_classes=spec.num_classes, time_steps=steps,
                       name=spec.name)
+
+
+def _placebo_stream(cfg: RunConfig) -> int:
+    """The placebo level's generator stream (tricks/placebo.py): the data order only."""
+    return int(getattr(cfg.level("placebo"), "stream", 0)) if "placebo" in cfg.factors else 0
 
 
 def _digest(indices: np.ndarray) -> str:

@@ -53,8 +53,7 @@ def _missing(rec: DatasetRecord, location: str) -> DatasetMissingError:
     return DatasetMissingError(
         f"dataset '{rec.name}' not found at {location}: expected {rec.layout} under the data "
         f"root (dataset.root, $BSNN_DATA_DIR or ~/.cache/bsnn-bench/data). Get it from "
-        f"{rec.source}, or let tonic download it with dataset.download: true "
-        f"(--set dataset.download=true)")
+        f"{rec.source}, or let tonic download it with dataset.download: true")
 
 
 class _Offline:

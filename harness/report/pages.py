@@ -1,184 +1,181 @@
-"""The report's pages: report.md and the self-contained index.html of one study."""
+"""The report's pages: report.md and the self-contained index.html of one study.
+
+Both open with what a reader needs first: the verdict, the recommendation with its
+justification, the contrasts figure and the main-effects table; then the other figures, the
+other tables (long ones collapsed), the study's details and its failed runs.
+"""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import html
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import yaml
 
-from harness.report.formats import html_table, markdown_table, md_escape
+from harness.report.formats import Column, _md_escape, html_table, markdown_table
+from harness.report.header import failed_runs, header
 
+#: Tables longer than this are collapsed (<details>) in both documents.
+COLLAPSE_ROWS = 12
 
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d} ({seconds:.1f} s)"
-
-
-def _status_line(counts: Mapping[str, int]) -> str:
-    total = sum(counts.values())
-    pending = sum(counts.get(s, 0) for s in _PENDING)
-    parts = [f"{counts.get('complete', 0)} complete", f"{counts.get('failed', 0)} failed",
-             f"{pending} pending"]
-    detail = [f"{counts[s]} {s}" for s in ("running", "interrupted") if counts.get(s)]
-    others = [f"{n} {s}" for s, n in sorted(counts.items())
-              if s not in ("complete", "failed", *_PENDING)]
-    text = f"{total} runs: " + ", ".join(parts)
-    if detail:
-        text += f" (of which {', '.join(detail)})"
-    if others:
-        text += ", " + ", ".join(others)
-    return text
-
-
-def _machines(runs: pd.DataFrame) -> list[str]:
-    have = runs[runs["host"].notna() | runs["device"].notna()]
-    pairs = Counter(zip(have["host"].fillna("?"), have["device"].fillna("?")))
-    return [f"{h} ({d}): {n} runs" for (h, d), n in sorted(pairs.items())]
+_CSS = """*{box-sizing:border-box}
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:64em;padding:0 1em;
+line-height:1.4;color:#222}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em}
+.meta{color:#555;margin-top:0}
+.verdict{border-left:4px solid #2a6f97;background:#f1f7fb;padding:.4em 1em;margin:1em 0}
+.verdict h3{margin:.5em 0 .2em;font-size:1em}.verdict ul{margin:.2em 0 .6em}
+.recommend{border-left:4px solid #3a7d44;background:#f2f8f2;padding:.5em 1em;margin:1em 0}
+.table{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:.9em}
+th,td{border-bottom:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
+th{border-bottom:2px solid #666}.num{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere}
+.partial{background:#fff3cd;border:1px solid #e0c060;padding:.6em}
+.note{color:#444;font-size:.9em}
+figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{color:#444;font-size:.9em}
+details{margin:.6em 0}summary{cursor:pointer;font-weight:600}"""
 
 
-def _versions(runs: pd.DataFrame) -> list[str]:
-    seen: dict[str, Counter[str]] = {}
-    for v in runs["versions"]:
-        if isinstance(v, Mapping):
-            for k, val in v.items():
-                seen.setdefault(str(k), Counter())[json.dumps(val) if not isinstance(val, str)
-                                                   else val] += 1
-    return [f"{k} {', '.join(sorted(c))}" for k, c in seen.items()]
+def _tables(report: StudyReport) -> tuple[ReportTable | None, list[ReportTable]]:
+    shown = [t for t in report.tables if t.in_document]
+    lead = next((t for t in shown if t.name == report.lead_table), None)
+    return lead, [t for t in shown if t is not lead]
 
 
-def _header(report: StudyReport) -> dict[str, Any]:
-    runs, info = report.runs, report.info
-    spec = info["spec"] if isinstance(info["spec"], Mapping) else {}
-    counts = report.counts
-    total = sum(counts.values())
-    complete = counts.get("complete", 0)
-    wall = runs["wall_time_s"].astype(float)
-    partial = None
-    pending = sum(counts.get(s, 0) for s in _PENDING)
-    failed = counts.get("failed", 0)
-    if pending or not total:
-        partial = (f"Partial study: {complete} of {total} runs complete, {failed} failed, "
-                   f"{pending} pending. Tables use the complete runs only.")
-    elif complete < total:
-        partial = (f"Finished with {total - complete} of {total} runs not complete ({failed} "
-                   f"failed, listed at the end). Tables use the complete runs only.")
-    finished = runs["finished_at"].dropna()
-    return {
-        "partial": partial,
-        "items": [
-            ("Study", info["name"]),
-            ("Design", str(info["design"])),
-            ("Dataset", _compact(spec.get("dataset"))),
-            ("Model", _compact(spec.get("model"))),
-            ("Runs", _status_line(counts)),
-            ("Total compute time", _duration(float(wall[np.isfinite(wall)].sum()))),
-            ("Compared metric", report.metric),
-            ("Created", str(info["created_at"])),
-            ("Last run finished", str(max(finished)) if len(finished) else "none yet"),
-        ],
-        "machines": _machines(runs),
-        "versions": _versions(runs),
-        "spec": yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
-    }
+def _figures(report: StudyReport) -> tuple[ReportFigure | None, list[ReportFigure]]:
+    lead = next((f for f in report.figures if f.name == report.lead_figure), None)
+    return lead, [f for f in report.figures if f is not lead]
 
 
-def _compact(obj: Any) -> str:
-    if obj is None:
-        return "default"
-    return json.dumps(obj, ensure_ascii=False, sort_keys=False, default=str)
-
-
-def _failed(runs: pd.DataFrame) -> pd.DataFrame:
-    failed = runs[runs["status"] == "failed"]
-    return failed[["run_id", "run_key", "error"]].fillna({"error": ""})
+def _meta(report: StudyReport, h: Mapping[str, Any]) -> str:
+    items = dict(h["items"])
+    return " · ".join(v for v in (report.study, items.get("Design"), items.get("Runs"),
+                                  f"compared metric: {report.metric}") if v)
 
 
 def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
-    h = _header(report)
-    out = [f"# Study report: {md_escape(report.study)}", ""]
+    h = header(report)
+    m = _md_escape
+    out = [f"# Study report: {m(report.study)}", "", m(_meta(report, h)), ""]
     if h["partial"]:
-        out += [f"> **{h['partial']}**", ""]
+        out += [f"> **{m(h['partial'])}**", ""]
+    if report.verdicts:
+        out += ["## What this study shows", ""] + [f"- {m(v)}" for v in report.verdicts] + [""]
     if report.summary:
-        out += [f"**Best practice.** {md_escape(report.summary)}", ""]
-    out += [f"- **{k}:** {md_escape(v)}" for k, v in h["items"]]
-    out += ["- **Machines:** " + (md_escape("; ".join(h["machines"])) or "not recorded"),
-            "- **Package versions:** " + (md_escape("; ".join(h["versions"])) or "not recorded"),
-            "", "## Study spec", "", "```yaml", h["spec"].rstrip("\n").replace("```", "` ` `"),
-            "```", ""]
+        out += [f"**Recommendation.** {m(report.summary)}", ""]
+    if report.justification:
+        out += [m(report.justification), ""]
+    lead_fig, figures = _figures(report)
+    lead, tables = _tables(report)
+
+    def figure(f: ReportFigure) -> list[str]:
+        if f.name not in png_names:
+            return [f"{m(f.title)}: PNG not written (see index.html, or --format png).", ""]
+        return [f"![{m(f.title)}]({png_names[f.name]})", "", f"Figure: {m(f.caption or f.title)}",
+                ""]
+
+    def table(t: ReportTable, level: str = "##", collapse: bool = True) -> list[str]:
+        body = [markdown_table(t.frame, t.columns, accuracy=report.accuracy)]
+        if t.note:
+            body = [m(t.note), "", *body]
+        if collapse and len(t.frame) > COLLAPSE_ROWS:
+            return [f"<details><summary>{html.escape(t.title)} ({len(t.frame)} rows)"
+                    "</summary>", "", *body, "</details>", ""]
+        return [f"{level} {m(t.title)}", "", *body, ""]
+
+    if lead_fig:
+        out += figure(lead_fig)
+    if lead:
+        out += table(lead, collapse=False)  # the first screen is never folded away
     if not report.tables:
         out += ["_No complete runs yet: no tables or figures._", ""]
-    for i, t in enumerate((t for t in report.tables if t.in_document), start=1):
-        out += [f"## {i}. {md_escape(t.title)}", ""]
-        if t.note:
-            out += [md_escape(t.note), ""]
-        out += [markdown_table(t.frame), ""]
-    if report.figures:
+    if figures:
         out += ["## Figures", ""]
-        for f in report.figures:
-            out += [f"### {md_escape(f.title)}", ""]
-            if f.name in png_names:
-                out += [f"![{md_escape(f.title)}]({png_names[f.name]})", ""]
-            else:
-                out += ["(PNG not written: see index.html, or report with --format png.)", ""]
-    failed = _failed(report.runs)
+        for f in figures:
+            out += [f"### {m(f.title)}", "", *figure(f)]
+    if tables:
+        out += ["## More tables", ""]
+        for t in tables:
+            out += table(t, "###")
+    out += ["## Study details", "", "<details><summary>Study, machines, versions, spec"
+            "</summary>", ""]
+    out += [f"- **{k}:** {m(v)}" for k, v in h["items"]]
+    out += ["- **Machines:** " + (m("; ".join(h["machines"])) or "not recorded"),
+            "- **Package versions:** " + (m("; ".join(h["versions"])) or "not recorded"),
+            "", "```yaml", h["spec"].rstrip("\n").replace("```", "` ` `"), "```", "",
+            "</details>", ""]
+    failed = failed_runs(report.runs)
     out += ["## Failed runs", ""]
     if failed.empty:
         out += ["None.", ""]
     for _, r in failed.iterrows():
-        out += [f"### run {r['run_id']}: {md_escape(str(r['run_key']))}", "", "```text",
+        out += [f"### run {r['run_id']}: {m(str(r['run_key']))}", "", "```text",
                 str(r["error"]).replace("```", "` ` `").rstrip("\n"), "```", ""]
     return "\n".join(out)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
-th,td{border-bottom:1px solid #ccc;padding:.2em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left}
-pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
-.partial{background:#fff3cd;border:1px solid #e0c060;padding:.6em}
-img{max-width:100%}"""
-
-
 def render_html(report: StudyReport) -> str:
-    h = _header(report)
+    h = header(report)
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>Study report: {e(report.study)}</title>", f"<style>{_CSS}</style>",
-           "</head>", "<body>", f"<h1>Study report: {e(report.study)}</h1>"]
+           "</head>", "<body>", f"<h1>Study report: {e(report.study)}</h1>",
+           f'<p class="meta">{e(_meta(report, h))}</p>']
     if h["partial"]:
         out.append(f'<p class="partial"><strong>{e(h["partial"])}</strong></p>')
+    if report.verdicts:
+        out.append('<section class="verdict"><h2>What this study shows</h2><ul>'
+                   + "".join(f"<li>{e(v)}</li>" for v in report.verdicts) + "</ul></section>")
     if report.summary:
-        out.append(f"<p><strong>Best practice.</strong> {e(report.summary)}</p>")
-    out.append("<ul>")
+        out.append(f'<div class="recommend"><p><strong>Recommendation.</strong> '
+                   f"{e(report.summary)}</p>"
+                   + (f"<p>{e(report.justification)}</p>" if report.justification else "")
+                   + "</div>")
+    lead_fig, figures = _figures(report)
+    lead, tables = _tables(report)
+
+    def figure(f: ReportFigure) -> str:
+        data = base64.b64encode(f.png).decode("ascii")
+        return (f'<figure><img alt="{e(f.title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{e(f.caption or f.title)}</figcaption></figure>")
+
+    def table(t: ReportTable, tag: str = "h2", collapse: bool = True) -> str:
+        body = ((f'<p class="note">{e(t.note)}</p>' if t.note else "")
+                + html_table(t.frame, t.columns, accuracy=report.accuracy))
+        if collapse and len(t.frame) > COLLAPSE_ROWS:
+            return (f"<details><summary>{e(t.title)} ({len(t.frame)} rows)</summary>{body}"
+                    "</details>")
+        return f"<{tag}>{e(t.title)}</{tag}>{body}"
+
+    if lead_fig:
+        out.append(figure(lead_fig))
+    if lead:
+        out.append(table(lead, collapse=False))
+    if not report.tables:
+        out.append("<p><em>No complete runs yet: no tables or figures.</em></p>")
+    if figures:
+        out.append("<h2>Figures</h2>")
+        out += [f"<h3>{e(f.title)}</h3>{figure(f)}" for f in figures]
+    if tables:
+        out.append("<h2>More tables</h2>")
+        out += [table(t, "h3") for t in tables]
+    out += ["<h2>Study details</h2>", "<details><summary>Study, machines, versions, spec"
+            "</summary>", "<ul>"]
     out += [f"<li><strong>{e(k)}:</strong> {e(v)}</li>" for k, v in h["items"]]
     out.append("<li><strong>Machines:</strong> " + (e("; ".join(h["machines"]))
                                                     or "not recorded") + "</li>")
     out.append("<li><strong>Package versions:</strong> " + (e("; ".join(h["versions"]))
                                                             or "not recorded") + "</li>")
-    out += ["</ul>", "<h2>Study spec</h2>", f"<pre>{e(h['spec'])}</pre>"]
-    if not report.tables:
-        out.append("<p><em>No complete runs yet: no tables or figures.</em></p>")
-    for i, t in enumerate((t for t in report.tables if t.in_document), start=1):
-        out.append(f"<h2>{i}. {e(t.title)}</h2>")
-        if t.note:
-            out.append(f"<p>{e(t.note)}</p>")
-        out.append(html_table(t.frame))
-    if report.figures:
-        out.append("<h2>Figures</h2>")
-        for f in report.figures:
-            data = base64.b64encode(f.png).decode("ascii")
-            out.append(f'<figure><img alt="{e(f.title)}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{e(f.title)}</figcaption></figure>")
-    out.append("<h2>Failed runs</h2>")
-    failed = _failed(report.runs)
+    out += ["</ul>", f"<pre>{e(h['spec'])}</pre>", "</details>", "<h2>Failed runs</h2>"]
+    failed = failed_runs(report.runs)
     if failed.empty:
         out.append("<p>None.</p>")
     for _, r in failed.iterrows():
@@ -186,7 +183,6 @@ def render_html(report: StudyReport) -> str:
         out.append(f"<pre>{e(str(r['error']))}</pre>")
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
-
 
 _PENDING = ("pending", "running", "interrupted")
 
@@ -197,8 +193,8 @@ class ReportTable:
     title: str
     frame: pd.DataFrame
     note: str = ""
-    #: Columns of the LaTeX version (a paper table must fit a column); None: all.
-    tex_columns: Sequence[str] | None = None
+    #: What the documents and the LaTeX file show (the CSV keeps every column); None: all.
+    columns: Sequence[Column | str] | None = None
     #: Written as .csv/.tex (grids of every factor pair are shown in the documents only).
     as_file: bool = True
     #: Shown in report.md / index.html.
@@ -210,6 +206,10 @@ class ReportFigure:
     name: str
     title: str
     png: bytes
+    #: The same figure as vector PDF (b"" when not drawn).
+    pdf: bytes = b""
+    #: What the figure shows and how to read it (default: the title).
+    caption: str = ""
 
 
 @dataclasses.dataclass
@@ -220,9 +220,21 @@ class StudyReport:
     metric: str
     tables: list[ReportTable]
     figures: list[ReportFigure]
-    #: Best practice in words (empty until a run is complete).
+    #: The recommendation in words (empty until a run is complete).
     summary: str = ""
+    #: Why that recommendation (the evidence behind it).
+    justification: str = ""
+    #: The first screen: one sentence per factor (harness.report.verdict).
+    verdicts: list[str] = dataclasses.field(default_factory=list)
+    #: Names of the figure and the table shown first.
+    lead_figure: str = "contrasts"
+    lead_table: str = "main_effects"
 
     @property
     def counts(self) -> dict[str, int]:
         return dict(Counter(self.runs["status"]))
+
+    @property
+    def accuracy(self) -> bool:
+        """Whether the compared metric is an accuracy (shown in percentage points)."""
+        return "acc" in self.metric

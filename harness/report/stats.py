@@ -1,104 +1,268 @@
-"""Statistics behind the report tables: bootstrap intervals, paired tests, Holm, Pareto fronts.
+"""Statistics behind the report: seed-level contrasts, t intervals, Holm, power, Pareto fronts.
 
 The choices, stated once here and in every table that uses them:
 
-- Confidence intervals are percentile bootstrap intervals of the mean over runs (scipy's
-  ``bootstrap``, 2,000 resamples, a fixed seed so a report is reproducible).
-- A difference between two levels is tested on *pairs* of runs that share every other level and
-  the seed, so seed noise and the other factors cancel. The test is the Wilcoxon signed-rank test
-  (two-sided, exact for small samples) when there are at least :data:`MIN_WILCOXON_PAIRS` pairs;
-  below that it cannot reach p < 0.05 at all (its smallest two-sided p is 2/2^n), so the paired
-  t-test is used and the table says so. With fewer than two pairs nothing is tested.
-- p-values of one table form one family, corrected with Holm's step-down method.
+- **The seed is the unit of replication.** One seed fixes the initial weights and the data order
+  of every cell (combination of levels) it runs in, so runs that share a seed are not
+  independent. A contrast (level vs reference, one level vs the best, an interaction) is first
+  averaged over the cells of each seed — :func:`seed_differences` — and the per-seed values are
+  then compared over seeds — :func:`seed_contrast`: their mean, a t interval with
+  ``df = seeds - 1``, a one-sample t-test, and beside it an exact sign-flip (randomization)
+  p-value. With fewer than :data:`MIN_SEEDS` seeds a contrast is *unresolved*: no p-value.
+- Level means get t intervals over the seed means of the level (:func:`t_interval`), never a
+  percentile bootstrap of a handful of values.
+- p-values of one table form one family, corrected with Holm's step-down method (:func:`holm`).
+- Power: :func:`min_detectable_effect` is the effect a two-sided t-test at the Holm family's
+  first step (``alpha / m``) detects with probability 0.8 (non-central t), from the observed SD
+  of the seed values; :func:`seeds_for_effect` inverts it.
+
+This module is numpy/scipy only, so the study stage (seeds planned by precision) uses the very
+functions the report prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
-import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 __all__ = [
     "ALPHA",
-    "MIN_WILCOXON_PAIRS",
-    "N_BOOTSTRAP",
-    "PairedTest",
-    "bootstrap_ci",
+    "MIN_SEEDS",
+    "POWER",
+    "SeedContrast",
+    "binomial_se",
     "holm",
-    "paired_test",
+    "min_detectable_effect",
     "pareto_front",
+    "seed_contrast",
+    "seed_differences",
+    "seeds_for_effect",
+    "seeds_for_half_width",
+    "sign_flip_p",
+    "t_interval",
 ]
 
 ALPHA = 0.05
-N_BOOTSTRAP = 2000
-BOOTSTRAP_SEED = 20250101
-#: Two-sided exact Wilcoxon p is at least 2/2^n: n = 6 is the first n that can reach 0.05.
-MIN_WILCOXON_PAIRS = 6
+POWER = 0.8
+#: A contrast over fewer seeds is reported unresolved, with no p-value.
+MIN_SEEDS = 3
+#: Up to this many seeds the sign-flip p enumerates all 2^n sign patterns (exact).
+EXACT_SIGN_FLIP_MAX = 16
+SIGN_FLIP_DRAWS = 20_000
+SIGN_FLIP_SEED = 20250101
+#: Largest number of seeds the power inversions search.
+MAX_SEEDS_SEARCH = 1000
 
 
-def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95,
-                 n_resamples: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED
-                 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (non-finite values dropped).
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    x = np.asarray(values, dtype=float).ravel()
+    return x[np.isfinite(x)]
 
-    Fewer than two values give NaNs: one run says nothing about the spread. Identical values
-    give the zero-width interval every resample would.
+
+def t_interval(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95
+               ) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the t interval of the mean of ``values`` (non-finite dropped).
+
+    One value gives NaN bounds; identical values the zero-width interval.
     """
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
+    x = _finite(values)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
     if x.size < 2:
-        return math.nan, math.nan
-    if np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", vectorized=True,
-                          rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1)
+                 / math.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def binomial_se(accuracy: float, n: float) -> float:
+    """Standard error ``sqrt(p (1 - p) / n)`` of an accuracy measured on ``n`` test samples."""
+    if not (math.isfinite(accuracy) and math.isfinite(n) and n > 0):
+        return math.nan
+    p = min(max(accuracy, 0.0), 1.0)
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def sign_flip_p(values: Sequence[float] | np.ndarray) -> float:
+    """Two-sided randomization p of ``mean(values) = 0`` by flipping signs.
+
+    Under the null each seed's contrast is symmetric about 0, so every sign pattern is equally
+    likely. Exact (all ``2^n`` patterns) up to :data:`EXACT_SIGN_FLIP_MAX` values, otherwise
+    :data:`SIGN_FLIP_DRAWS` random patterns with a fixed seed (the observed one counted, so p > 0).
+    NaN for fewer than two values.
+    """
+    d = _finite(values)
+    n = d.size
+    if n < 2:
+        return math.nan
+    observed = abs(d.sum())
+    tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
+    if n <= EXACT_SIGN_FLIP_MAX:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        sums = np.abs(signs @ d)
+        return float(np.mean(sums >= observed - tol))
+    rng = np.random.default_rng(SIGN_FLIP_SEED)
+    signs = rng.choice((1.0, -1.0), size=(SIGN_FLIP_DRAWS, n))
+    hits = int(np.sum(np.abs(signs @ d) >= observed - tol))
+    return (hits + 1) / (SIGN_FLIP_DRAWS + 1)
 
 
 @dataclasses.dataclass(frozen=True)
-class PairedTest:
-    """Result of comparing ``b`` against ``a`` on paired runs (difference = b - a)."""
+class SeedContrast:
+    """A contrast over seeds: one value per seed (the mean over that seed's cells)."""
 
-    n: int
-    mean_diff: float
-    test: str
-    statistic: float
+    n_seeds: int
+    diff: float
+    #: Standard deviation of the per-seed values (ddof 1).
+    sd: float
+    ci_low: float
+    ci_high: float
+    half_width: float
+    t: float
+    #: One-sample t-test p (two-sided); NaN with fewer than MIN_SEEDS seeds.
     p: float
+    #: Exact sign-flip randomization p; NaN with fewer than MIN_SEEDS seeds.
+    p_signflip: float
+
+    @property
+    def testable(self) -> bool:
+        return self.n_seeds >= MIN_SEEDS
 
 
-def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> PairedTest:
-    """Two-sided paired test of ``b - a``; pairs with a non-finite side are dropped."""
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"paired samples differ in length: {x.shape} vs {y.shape}")
-    ok = np.isfinite(x) & np.isfinite(y)
-    d = y[ok] - x[ok]
+def seed_contrast(per_seed: Sequence[float] | np.ndarray, *, confidence: float = 0.95
+                  ) -> SeedContrast:
+    """Mean, t interval (df = seeds - 1), t-test and sign-flip p of per-seed contrast values.
+
+    Fewer than :data:`MIN_SEEDS` seeds: the interval is still given where it exists (2 seeds:
+    t with 1 df, very wide) but there is no p-value. Seed values that are all equal give a
+    zero-width interval; their t-test p is then the sign-flip p (t itself is undefined).
+    """
+    d = _finite(per_seed)
     n = int(d.size)
-    mean = float(d.mean()) if n else math.nan
-    if n < 2:
-        return PairedTest(n, mean, "none (n<2)", math.nan, math.nan)
-    if np.all(d == 0):
-        # Identical pairs: no evidence of any difference (scipy would return NaN).
-        name = "wilcoxon" if n >= MIN_WILCOXON_PAIRS else "paired t (n<6)"
-        return PairedTest(n, mean, name, 0.0, 1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if n >= MIN_WILCOXON_PAIRS:
-            res = stats.wilcoxon(y[ok], x[ok], alternative="two-sided")
-            return PairedTest(n, mean, "wilcoxon", float(res.statistic), float(res.pvalue))
-        if np.all(d == d[0]):
-            # A constant non-zero shift has zero variance, so t is undefined. With accuracies
-            # on a few hundred test samples this happens by quantization (two seeds both
-            # +1 sample), and p = 0 would call a one-sample difference certain: no test.
-            return PairedTest(n, mean, "none (zero variance, n<6)", math.nan, math.nan)
-        res = stats.ttest_rel(y[ok], x[ok])
-        return PairedTest(n, mean, "paired t (n<6)", float(res.statistic), float(res.pvalue))
+    mean, lo, hi = t_interval(d, confidence=confidence)
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    half = (hi - lo) / 2 if math.isfinite(lo) else math.nan
+    if n < MIN_SEEDS:
+        return SeedContrast(n, mean, sd, lo, hi, half, math.nan, math.nan, math.nan)
+    p_flip = sign_flip_p(d)
+    if sd == 0:
+        t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+        return SeedContrast(n, mean, sd, lo, hi, half, t, 1.0 if mean == 0 else p_flip, p_flip)
+    t = mean / (sd / math.sqrt(n))
+    p = float(2 * stats.t.sf(abs(t), n - 1))
+    return SeedContrast(n, mean, sd, lo, hi, half, float(t), p, p_flip)
+
+
+def seed_differences(seeds: Sequence[Hashable], cells: Sequence[Hashable],
+                     groups: Sequence[Hashable], values: Sequence[float] | np.ndarray,
+                     a: Hashable, b: Hashable) -> dict[Hashable, float]:
+    """Per seed, the mean of ``b - a`` over that seed's cells where both were run.
+
+    ``seeds``, ``cells`` (what must be equal for two runs to pair: the other factors' levels),
+    ``groups`` (the compared levels) and ``values`` are aligned per run; non-finite values are
+    dropped and several runs of one (seed, cell, group) are averaged first. A seed where ``a``
+    and ``b`` never share a cell (a fractional or search design) contributes the difference of
+    its mean over ``b`` runs and over ``a`` runs instead; a seed without both is left out.
+    """
+    y = np.asarray(values, dtype=float)
+    sums: dict[tuple[Hashable, Hashable, Hashable], list[float]] = {}
+    for s, c, g, v in zip(seeds, cells, groups, y):
+        if (g == a or g == b) and math.isfinite(v):
+            acc = sums.setdefault((s, c, g), [0.0, 0.0])
+            acc[0] += v
+            acc[1] += 1
+    mean = {k: total / n for k, (total, n) in sums.items()}
+    per_seed: dict[Hashable, list[float]] = {}
+    side: dict[tuple[Hashable, Hashable], list[float]] = {}
+    for (s, c, g), v in mean.items():
+        side.setdefault((s, g), []).append(v)
+        if g == b and (s, c, a) in mean:
+            per_seed.setdefault(s, []).append(v - mean[(s, c, a)])
+    out: dict[Hashable, float] = {}
+    for s in dict.fromkeys(seeds):
+        if s in per_seed:
+            out[s] = float(np.mean(per_seed[s]))
+        elif (s, a) in side and (s, b) in side:
+            out[s] = float(np.mean(side[(s, b)]) - np.mean(side[(s, a)]))
+    return out
+
+
+def _power(effect: float, sd: float, n: int, alpha: float) -> float:
+    """Power of the two-sided one-sample t-test at level ``alpha`` for a true mean ``effect``."""
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    ncp = abs(effect) * math.sqrt(n) / sd
+    upper = float(stats.nct.sf(crit, df, ncp))
+    # The far tail (a significant result of the wrong sign) is below 1e-9 wherever scipy
+    # loses it to NaN (large non-centrality).
+    lower = float(stats.nct.cdf(-crit, df, ncp))
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _unit_mde(n_seeds: int, level: float, power: float) -> float:
+    """The MDE at seed SD 1 (the MDE is proportional to the SD: t and its non-centrality
+    scale together)."""
+    hi = 2.0
+    while _power(hi, 1.0, n_seeds, level) < power:
+        hi *= 2.0
+        if hi > 1e6:
+            return math.inf
+    return float(optimize.brentq(lambda e: _power(e, 1.0, n_seeds, level) - power, 0.0, hi,
+                                 xtol=1e-10))
+
+
+def min_detectable_effect(sd: float, n_seeds: int, *, family: int = 1, alpha: float = ALPHA,
+                          power: float = POWER) -> float:
+    """Smallest true effect a seed-level t-test at ``alpha / family`` (Holm's first, strictest
+    step) detects with probability ``power``, for seed values of standard deviation ``sd``."""
+    if not (math.isfinite(sd) and n_seeds >= 2):
+        return math.nan
+    if sd == 0:
+        return 0.0
+    return sd * _unit_mde(int(n_seeds), alpha / max(1, family), power)
+
+
+@functools.lru_cache(maxsize=256)
+def _z_sum(level: float, power: float) -> float:
+    return float(stats.norm.ppf(1 - level / 2) + stats.norm.ppf(power))
+
+
+def seeds_for_effect(sd: float, effect: float, *, family: int = 1, alpha: float = ALPHA,
+                     power: float = POWER) -> int | None:
+    """Fewest seeds (at least :data:`MIN_SEEDS`) whose MDE is at most ``effect``; None: more
+    than :data:`MAX_SEEDS_SEARCH`, or no spread estimate."""
+    if not (math.isfinite(sd) and effect > 0):
+        return None
+    if sd == 0:
+        return MIN_SEEDS
+    level = alpha / max(1, family)
+    # The normal approximation never overshoots the t answer: start just below it.
+    z = _z_sum(level, power)
+    start = max(MIN_SEEDS, int((z * sd / effect) ** 2) - 1)
+    for n in range(start, MAX_SEEDS_SEARCH + 1):
+        if sd * _unit_mde(n, level, power) <= effect:
+            return n
+    return None
+
+
+def seeds_for_half_width(sd: float, half_width: float, *, confidence: float = 0.95
+                         ) -> int | None:
+    """Fewest seeds (at least :data:`MIN_SEEDS`) whose expected t-interval half-width, at seed
+    SD ``sd``, is at most ``half_width``."""
+    if not (math.isfinite(sd) and half_width > 0):
+        return None
+    for n in range(MIN_SEEDS, MAX_SEEDS_SEARCH + 1):
+        if stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n) <= half_width:
+            return n
+    return None
 
 
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The C allocator setting every training process starts with.
 
 glibc hands the freed activation memory of one training step back to the OS and page-faults it
-in again in the next (millions of minor faults per epoch; DESIGN.md, performance notes). Told to
-keep freed memory, the same step runs 1.3-2x faster on this CPU. glibc reads the setting only at
+in again in the next (millions of minor faults per epoch; see docs/design.md). Told to keep
+freed memory, the same step runs 1.3-2x faster on this CPU. glibc reads the setting only at
 process start, so it goes into the environment of the processes we start (study workers) or,
 for a command that trains in its own process (``bsnn-bench train``, a one-worker ``run``), the
 command re-executes itself once with it.

@@ -211,6 +211,8 @@ class BSNNModule(L.LightningModule):
         metrics, self.synops = evaluate_test(self.model, self.test_loader, self.loss_level,
                                              self.device)
         self.final.update(metrics)
+        # The test-set size: the binomial SE of test_acc depends on it.
+        self.final["test_samples"] = _sample_count(self.test_loader)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["bsnn"] = {"history": self.history, "best_val": self.best_val,
@@ -221,6 +223,13 @@ class BSNNModule(L.LightningModule):
         self.history = {k: list(saved.get("history", {}).get(k, [])) for k in CURVES}
         self.best_val = saved.get("best_val", -math.inf)
         self.best_state = saved.get("best_state")
+
+
+def _sample_count(loader: Any) -> float:
+    n = getattr(loader, "num_samples", None)
+    if n is None and hasattr(loader, "dataset"):
+        n = len(loader.dataset)
+    return float(n) if n is not None else math.nan
 
 
 @contextlib.contextmanager
@@ -256,6 +265,8 @@ def _summary(module: BSNNModule, switch: OptimizerSwitch, model: nn.Module,
         m["val_acc_last"] = h["val_acc"][-1]
         m["epochs_to_95pct"] = float(next(i + 1 for i, a in enumerate(h["val_acc"])
                                           if a >= 0.95 * best))
+        # 0-based like switch_epoch: the epoch whose weights are tested (earliest best).
+        m["best_epoch"] = float(h["val_acc"].index(best))
     if h["train_loss"]:
         m["train_loss"] = h["train_loss"][-1]
         m["train_acc"] = h["train_acc"][-1]

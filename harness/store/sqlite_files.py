@@ -46,9 +46,18 @@ def _read_only_reason(target: Path) -> str | None:
     return "no write permission"
 
 
+#: Database files this process has checked and found usable. Checked once: reading the header
+#: means opening and closing the file, and closing any descriptor of a SQLite file drops every
+#: POSIX lock this process holds on it (SQLite's documented hazard), which turns the next write
+#: of an engine still connected (Optuna's storage, kept per process) into "disk I/O error".
+_CHECKED: set[Path] = set()
+
+
 def check_sqlite_writable(url: str, path: str) -> None:
     """Refuse, with one line, a SQLite database ``run`` cannot write or that is no database."""
     file = Path(path)
+    if file.resolve() in _CHECKED:
+        return
     folder = file.resolve().parent
     if not folder.is_dir():
         raise StorageError(f"cannot open database '{url}': folder {folder} does not exist")
@@ -70,6 +79,7 @@ def check_sqlite_writable(url: str, path: str) -> None:
     if why:
         raise StorageError(f"results database '{file}' cannot be written ({why}); run records "
                            f"results there: use a writable copy, --db sqlite:///WRITABLE/PATH")
+    _CHECKED.add(file.resolve())
 
 
 def sqlite_reader(path: str, url: Any = None) -> Engine:

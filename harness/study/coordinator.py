@@ -25,12 +25,10 @@ progress, Optuna bookkeeping, the search design's ask/tell and its keep-alive, t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -40,7 +38,9 @@ from harness.errors import EXIT_INTERNAL, EXIT_OK, EXIT_RUNS_FAILED, UserError
 from harness.store import claims, control
 from harness.store import engine as store_engine
 from harness.store.schema import Run
+from harness.study.grid_trials import name_objective
 from harness.study.launch import LAUNCHERS, Launcher, LocalLauncher, NoLauncher
+from harness.study.loop import StudyLoop
 from harness.study.options import (
     EXIT_INTERRUPTED,
     EXIT_SIGTERM,
@@ -48,15 +48,13 @@ from harness.study.options import (
     default_checkpoints,
     lease_from_env,
 )
-from harness.study.plan import _check_datasets, describe_plan
+from harness.study.plan import _check_datasets, check_plan, describe_plan
 from harness.study.register import register
 from harness.study.spec import StudySpec, load_spec
-from harness.study.trials import _optuna_study, _pruner, _record_grid_trials, _Search
+from harness.study.trials import _optuna_study, _pruner, _Search
 
 __all__ = ["StudyLoop", "StudyOutcome", "run_study", "run_study_command"]
 
-#: Seconds a search's keep-alive reaches ahead; renewed at every step while it asks for trials.
-KEEP_ALIVE_S = 30.0
 
 
 @dataclasses.dataclass
@@ -125,23 +123,40 @@ def run_study_command(spec_path: str, *, db: str | None = None, workers: int = 1
                         "while workers run: use --launcher local or slurm, without --detach")
     if dry_run:
         store_engine.check_usable(url)  # the refusals `run` would give, without writing
-        print(describe_plan(spec, url, workers))
+        state = check_plan(spec, url, retry_failed=retry_failed)
+        print(describe_plan(spec, url, workers, state))
         return 0
     _check_datasets(spec)
-    chosen: Launcher
-    if launcher == "none":
-        chosen = NoLauncher(max_runs=max_runs)
-    elif launcher == "slurm":
-        from harness.study.slurm import SlurmLauncher
+    if spec.seed_rule is not None and (launcher == "none" or (slurm or {}).get("detach")):
+        raise UserError("a seeds-by-precision rule needs a coordinator that follows the results "
+                        "to add seeds: use --launcher local or slurm, without --detach")
 
-        chosen = SlurmLauncher(workers=workers, **(slurm or {}))
-    else:
-        chosen = LocalLauncher(workers=workers, gpus=gpus)
-    outcome = run_study(spec, url=url, workers=workers, max_runs=max_runs, progress=progress,
-                        retry_failed=retry_failed, launcher=chosen, checkpoints=checkpoints,
-                        checkpoint_every_s=checkpoint_every_s,
-                        keep_checkpoints=keep_checkpoints)
-    return outcome.exit_code
+    def make_launcher() -> Launcher:
+        if launcher == "none":
+            return NoLauncher(max_runs=max_runs)
+        if launcher == "slurm":
+            from harness.study.slurm import SlurmLauncher
+
+            return SlurmLauncher(workers=workers, **(slurm or {}))
+        return LocalLauncher(workers=workers, gpus=gpus)
+
+    passes: list[StudySpec] = []
+
+    def run_once(batch: StudySpec) -> StudyOutcome:
+        # Failed runs are retried by the first pass only: a later batch must not re-run them.
+        passes.append(batch)
+        return run_study(batch, url=url, workers=workers, max_runs=max_runs, progress=progress,
+                         retry_failed=retry_failed and len(passes) == 1,
+                         launcher=make_launcher(), checkpoints=checkpoints,
+                         checkpoint_every_s=checkpoint_every_s,
+                         keep_checkpoints=keep_checkpoints)
+
+    if spec.seed_rule is not None:
+        from harness.study.precision import run_by_precision
+
+        return run_by_precision(spec, url, run_once, one_pass=max_runs is not None,
+                                progress=progress).exit_code
+    return run_once(spec).exit_code
 
 
 def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | None,
@@ -154,44 +169,6 @@ def _workers_needed(engine: Any, study_id: int, workers: int, max_runs: int | No
     if max_runs is not None:
         todo = min(todo, max_runs)
     return min(workers, todo)
-
-
-class StudyLoop:
-    """What the coordinator does while workers work; :meth:`step` is called about twice a
-    second by the launcher. A failing poll or record never stops the study; :meth:`final`
-    (once the workers ended) raises."""
-
-    def __init__(self, display: Any, engine: Any, spec: StudySpec, study_id: int, url: str,
-                 search: _Search | None) -> None:
-        self.display, self.engine, self.spec = display, engine, spec
-        self.study_id, self.url, self.search = study_id, url, search
-        self.stopping = False
-        self.searching = search is not None
-        #: Extra work per step, ``hook(loop)``: e.g. a rule that enqueues more seeds.
-        self.hooks: list[Callable[[StudyLoop], None]] = []
-        self._last_record = 0.0
-
-    def step(self) -> None:
-        with contextlib.suppress(Exception):
-            self.display.poll()
-            if self.search is None and time.perf_counter() - self._last_record > 2.0:
-                _record_grid_trials(self.engine, self.spec, self.study_id, self.url)
-                self._last_record = time.perf_counter()
-        if self.searching:
-            done = self.stopping or self.search.step()  # type: ignore[union-attr]
-            self.searching = not done
-            control.set_keep_alive(self.engine, self.study_id,
-                                   KEEP_ALIVE_S if self.searching else None)
-        for hook in self.hooks:
-            hook(self)
-
-    def final(self) -> None:
-        if self.search is not None:
-            self.search.step()
-            control.set_keep_alive(self.engine, self.study_id, None)
-        else:
-            _record_grid_trials(self.engine, self.spec, self.study_id, self.url)
-        self.display.poll(force=True)
 
 
 def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | None = None,
@@ -215,6 +192,7 @@ def run_study(spec: StudySpec, *, url: str, workers: int = 1, max_runs: int | No
         pruner = _pruner(spec.pruning)
     ostudy = _optuna_study(url, spec.name, direction=spec.direction, sampler=sampler,
                            pruner=pruner)
+    name_objective(ostudy, spec)
     if retry_failed:
         with Session(engine) as s, s.begin():
             # A grid run's next attempt gets its own Optuna trial; the failed one stays.

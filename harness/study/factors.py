@@ -13,7 +13,7 @@ from harness.config import RunConfig, set_path
 from harness.errors import ConfigError, SpecError
 from tricks._registry import TrickError, format_value
 
-__all__ = ["Factor", "parse_factor", "value_label"]
+__all__ = ["Factor", "level_order_change", "parse_factor", "value_label"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,3 +111,29 @@ def parse_factor(path: str, fname: str, levels: Any, base: dict[str, Any]) -> Fa
         if "|" in label:
             raise SpecError(f"{path}: '{key}[{i}]': a level label may not contain '|'")
     return Factor(fname, kind, tuple(labels), tuple(values))
+
+
+def level_order_change(path: str, factors: tuple[Factor, ...], base: dict[str, Any],
+                       old_raw: Mapping[str, Any]) -> str | None:
+    """Why the level order of ``factors`` differs from that of the spec ``old_raw`` the study
+    was created from, or None. The first level of a factor is the reference every contrast is
+    measured against, so a resumed study keeps it first and keeps its levels' order; new levels
+    may come anywhere after the first."""
+    old_factors = old_raw.get("factors") if isinstance(old_raw, Mapping) else None
+    for f in factors:
+        levels = old_factors.get(f.name) if isinstance(old_factors, Mapping) else None
+        if not isinstance(levels, list) or not levels:
+            continue
+        try:
+            old = parse_factor(path, f.name, levels, base).labels
+        except SpecError:
+            continue  # the old spec no longer parses: the other checks decide
+        if f.labels[0] != old[0]:
+            return (f"factor '{f.name}': its first level, the reference every contrast is "
+                    f"measured against, would change from '{old[0]}' to '{f.labels[0]}'")
+        kept = [lbl for lbl in f.labels if lbl in old]
+        if kept != [lbl for lbl in old if lbl in f.labels]:
+            return (f"factor '{f.name}': its levels were reordered ({', '.join(old)} -> "
+                    f"{', '.join(kept)}); keep their order (it is the order of every "
+                    f"table) and add new levels after the first")
+    return None

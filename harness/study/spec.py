@@ -26,8 +26,9 @@ from typing import Any
 
 from harness.config import RunConfig, set_path
 from harness.errors import ConfigError, SpecError
-from harness.study.factors import Factor, parse_factor, value_label
+from harness.study.factors import Factor, level_order_change, parse_factor, value_label
 from harness.study.limits import check_size, check_stored_lengths, check_text
+from harness.study.precision import parse_seed_rule
 from harness.yamlio import load_yaml
 from tricks._registry import TrickError
 
@@ -89,6 +90,9 @@ class StudySpec:
     pruning: str = "none"
     objective: str = "val_acc_best"
     direction: str = "maximize"
+    #: ``train.seeds`` given as a precision rule (harness.study.precision); ``seeds`` is then
+    #: its first batch.
+    seed_rule: Any = None
 
     # -- identity ------------------------------------------------------------------------
     def config_hash(self) -> str:
@@ -108,27 +112,8 @@ class StudySpec:
 
     def level_order_change(self, old_raw: Mapping[str, Any]) -> str | None:
         """Why this spec's level order differs from that of the spec ``old_raw`` the study was
-        created from, or None. The first level of a factor is the reference every contrast is
-        measured against, so a resumed study keeps it first and keeps its levels' order; new
-        levels may come anywhere after the first."""
-        old_factors = old_raw.get("factors") if isinstance(old_raw, Mapping) else None
-        for f in self.factors:
-            levels = old_factors.get(f.name) if isinstance(old_factors, Mapping) else None
-            if not isinstance(levels, list) or not levels:
-                continue
-            try:
-                old = parse_factor(self.path, f.name, levels, self.base).labels
-            except SpecError:
-                continue  # the old spec no longer parses: the other checks decide
-            if f.labels[0] != old[0]:
-                return (f"factor '{f.name}': its first level, the reference every contrast is "
-                        f"measured against, would change from '{old[0]}' to '{f.labels[0]}'")
-            kept = [lbl for lbl in f.labels if lbl in old]
-            if kept != [lbl for lbl in old if lbl in f.labels]:
-                return (f"factor '{f.name}': its levels were reordered ({', '.join(old)} -> "
-                        f"{', '.join(kept)}); keep their order (it is the order of every "
-                        f"table) and add new levels after the first")
-        return None
+        created from, or None (see :func:`harness.study.factors.level_order_change`)."""
+        return level_order_change(self.path, self.factors, self.base, old_raw)
 
     # -- size ----------------------------------------------------------------------------
     def combination_count(self) -> int:
@@ -141,6 +126,11 @@ class StudySpec:
 
     def run_count(self) -> int:
         return self.combination_count() * len(self.seeds)
+
+    def max_run_count(self) -> int:
+        """Runs of the largest study a seed rule can grow to (``run_count`` without one)."""
+        top = self.seed_rule.max if self.seed_rule is not None else len(self.seeds)
+        return self.combination_count() * top
 
     # -- runs ----------------------------------------------------------------------------
     def combinations(self) -> Iterator[dict[str, int]]:
@@ -241,8 +231,16 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
         raise fail("train.seed", "give either train.seed or train.seeds, not both")
     if seeds_raw is None:
         seeds_raw = [train.pop("seed", 0)]
+    seed_rule = None
+    if isinstance(seeds_raw, Mapping):
+        if design == "search":
+            raise fail("train.seeds", "a seed rule needs a grid design (full-factorial or "
+                                      "one-at-a-time); give a list with design: search")
+        seed_rule = parse_seed_rule(seeds_raw, path)
+        seeds_raw = list(seed_rule.seeds(seed_rule.start))
     if not isinstance(seeds_raw, list) or not seeds_raw:
-        raise fail("train.seeds", f"expected a non-empty list of integers, got {seeds_raw!r}")
+        raise fail("train.seeds", f"expected a non-empty list of integers or a rule "
+                                  f"{{start, step, max, half_width}}, got {seeds_raw!r}")
     for s in seeds_raw:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
             raise fail("train.seeds", f"expected non-negative integers, got {s!r}")
@@ -286,10 +284,12 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
 
     spec = StudySpec(path=path, name=name, design=design, description=description,
                      raw=json.loads(_canonical_json(dict(data))), base=base,
-                     seeds=tuple(seeds_raw), factors=factors, grid_cap=grid_cap, **kwargs)
-    count = spec.run_count()
+                     seeds=tuple(seeds_raw), factors=factors, grid_cap=grid_cap,
+                     seed_rule=seed_rule, **kwargs)
+    count = spec.max_run_count()
     if count > grid_cap:
         sizes = " x ".join(str(len(f.labels)) for f in factors)
-        raise fail("factors", f"{count} runs ({design}: {sizes} levels x {len(spec.seeds)} "
+        n_seeds = seed_rule.max if seed_rule is not None else len(spec.seeds)
+        raise fail("factors", f"{count} runs ({design}: {sizes} levels x {n_seeds} "
                               f"seeds) is over the cap of {grid_cap}; raise 'grid_cap' if meant")
     return spec

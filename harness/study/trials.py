@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from harness.store import claims
@@ -39,28 +39,6 @@ def _optuna_study(url: str, spec_name: str, *, direction: str = "maximize",
                                load_if_exists=True)
 
 
-def add_grid_trial(url: str, study_name: str, key: str, status: str, value: float | None,
-                   choices: Mapping[str, tuple[str, ...]]) -> int:
-    """Record a finished grid run as an Optuna trial; return its trial number."""
-    import math
-
-    import optuna
-    from optuna.distributions import CategoricalDistribution
-
-    ok = status == "complete" and value is not None and math.isfinite(value)
-    labels = _labels_of(key)
-    params = {f: lbl for f, lbl in labels.items() if f in choices and lbl in choices[f]}
-    dists = {f: CategoricalDistribution(list(choices[f])) for f in params}
-    trial = optuna.trial.create_trial(
-        state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-        value=float(value) if ok else None, params=params, distributions=dists,
-        user_attrs={"run_key": key, "status": status})
-    storage_ = _optuna_storage(url)
-    study_id = storage_.get_study_id_from_name(study_name)
-    trial_id = storage_.create_new_trial(study_id, template_trial=trial)
-    return int(storage_.get_trial_number_from_id(trial_id))
-
-
 def _objective_values(session: Session, run_ids: list[int], objective: str) -> dict[int, float]:
     """The finite ``objective`` metric of each of ``run_ids`` that recorded one (the metrics
     table keeps NaN and infinities out of ``value``)."""
@@ -71,32 +49,6 @@ def _objective_values(session: Session, run_ids: list[int], objective: str) -> d
         RunMetric.value.is_not(None))).tuples().all())
 
 
-def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -> int:
-    """Give every finished grid run of the study its Optuna trial, once.
-
-    The coordinator does this, not the workers, so training processes never wait on Optuna. A
-    run is marked (trial_number = -1) by compare-and-set before its trial is created, so two
-    coordinators on one study never record it twice; -1 is left behind only if a coordinator
-    dies in between (the bench tables, not Optuna's, are the record of results).
-    """
-    choices = {f.name: f.labels for f in spec.factors}
-    with Session(engine) as s:
-        rows = s.execute(select(Run.id, Run.run_key, Run.status).where(
-            Run.study_id == study_id, Run.trial_number.is_(None),
-            Run.status.in_(FINAL_STATUSES))).all()
-    done = 0
-    for run_id, key, status in rows:
-        with Session(engine) as s, s.begin():
-            res = s.execute(update(Run).where(Run.id == run_id, Run.trial_number.is_(None))
-                            .values(trial_number=-1)
-                            .execution_options(synchronize_session=False))
-            if res.rowcount != 1:
-                continue
-            value = _objective_values(s, [run_id], spec.objective).get(run_id)
-        number = add_grid_trial(url, spec.name, key, status, value, choices)
-        claims.set_trial_number(engine, run_id, number)
-        done += 1
-    return done
 
 
 def _labels_of(key: str) -> dict[str, str]:
