@@ -17,7 +17,7 @@ from test_study_fakes import use_fake_run, write_spec
 from harness.report import top_configurations
 from harness.results import curves_frame, runs_frame
 from harness.store.schema import Run
-from harness.study import coordinator, grid_trials
+from harness.study import grid_trials, loop
 from harness.study.coordinator import run_study_command
 from harness.study.spec import load_spec
 
@@ -144,11 +144,11 @@ def test_a_failing_record_during_the_study_is_said_not_swallowed(
     def broken(*_args: Any) -> int:
         raise RuntimeError("optuna storage unreachable")
 
-    monkeypatch.setattr(coordinator, "_record_grid_trials", broken)
-    books = coordinator._Bookkeeping(Display(), None, None, 0, "sqlite://", record=True)
-    books.tick()
-    books._last = 0.0
-    books.tick()  # the same error again: said once
+    monkeypatch.setattr(loop, "_record_grid_trials", broken)
+    books = loop.StudyLoop(Display(), None, None, 0, "sqlite://", None)
+    books.step()
+    books._last_record = 0.0
+    books.step()  # the same error again: said once
     err = capsys.readouterr().err
     assert err.count("bsnn-bench: warning: recording Optuna trials failed (will retry): "
                      "RuntimeError: optuna storage unreachable") == 1
