@@ -59,6 +59,10 @@ def _fit(df: pd.DataFrame, lv: Mapping[str, Sequence[str]], factor: str, label: 
     if d.index.get_level_values("seed").nunique() < MIN_SEEDS:
         raise ValueError(f"fewer than {MIN_SEEDS} seeds")
     groups = d.index.get_level_values("seed").to_numpy()
+    if len(d) == len(set(groups)):
+        # One difference per seed (one-at-a-time designs): the seed's slope and the run noise
+        # are one variance, the model is not identified; the seed-level t is the exact analysis.
+        raise ValueError("one paired difference per seed (the seed-level t is exact here)")
     y = d.to_numpy(float)
     # Variances of accuracy differences are ~1e-4 and the seed variance is often near its
     # boundary 0: the gradient optimizers then stop at a wrong mean (measured), Powell's
@@ -68,8 +72,10 @@ def _fit(df: pd.DataFrame, lv: Mapping[str, Sequence[str]], factor: str, label: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = model.fit(reml=True, method=["powell", "nm"])
-    return (centre + float(result.fe_params[0]) * scale, float(result.bse_fe[0]) * scale,
-            bool(result.converged))
+        est, se = float(result.fe_params[0]), float(result.bse_fe[0])
+    if not (math.isfinite(se) and se > 0):
+        raise ValueError("degenerate fit (no finite standard error)")
+    return centre + est * scale, se * scale, bool(result.converged)
 
 
 def mixed_model_check(runs: pd.DataFrame, effects: pd.DataFrame, *, metric: str = "test_acc",
