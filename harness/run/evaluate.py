@@ -44,7 +44,8 @@ def _evaluate(model: nn.Module, loader: Any, loss_level: Any, device: torch.devi
 
 def evaluate_test(model: nn.Module, loader: Any, loss_level: Any, device: torch.device
                   ) -> tuple[dict[str, float], dict[str, float] | None]:
-    """The final test metrics in one pass over ``loader``: ``test_acc`` and the spike rates of
+    """The final test metrics in one pass over ``loader``: ``test_acc``, ``test_samples`` (the
+    number of test samples) and the spike rates of
     ``model``, its synaptic operations (a :class:`harness.run.costs.SynOpsCounter` per-sample
     result, None without synaptic layers) and ``test_acc_shift_bn`` of its post-hoc shift-BN
     copy (models with BN), each batch fed to both models, in inference mode.
@@ -76,7 +77,9 @@ def evaluate_test(model: nn.Module, loader: Any, loss_level: Any, device: torch.
     finally:
         for m, mode in zip(nets, modes):
             m.train(mode)
-    metrics = {"test_acc": correct[0] / total if total else math.nan}
+    # test_samples: the test-set size, on which the binomial SE of test_acc depends.
+    metrics = {"test_acc": correct[0] / total if total else math.nan,
+               "test_samples": float(total)}
     for name, v in rate_sums.items():
         metrics["spike_rate" if name == "overall" else f"spike_rate/{name}"] = v / total
     if shifted is not None:

@@ -207,12 +207,11 @@ class BSNNModule(L.LightningModule):
             self.model.load_state_dict(self.best_state)
         if self.test_loader is None:
             return
-        # test_acc, spike rates, synops and test_acc_shift_bn in one pass over the test set.
+        # test_acc, test_samples, spike rates, synops and test_acc_shift_bn in one pass over
+        # the test set.
         metrics, self.synops = evaluate_test(self.model, self.test_loader, self.loss_level,
                                              self.device)
         self.final.update(metrics)
-        # The test-set size: the binomial SE of test_acc depends on it.
-        self.final["test_samples"] = _sample_count(self.test_loader)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["bsnn"] = {"history": self.history, "best_val": self.best_val,
@@ -223,13 +222,6 @@ class BSNNModule(L.LightningModule):
         self.history = {k: list(saved.get("history", {}).get(k, [])) for k in CURVES}
         self.best_val = saved.get("best_val", -math.inf)
         self.best_state = saved.get("best_state")
-
-
-def _sample_count(loader: Any) -> float:
-    n = getattr(loader, "num_samples", None)
-    if n is None and hasattr(loader, "dataset"):
-        n = len(loader.dataset)
-    return float(n) if n is not None else math.nan
 
 
 @contextlib.contextmanager
