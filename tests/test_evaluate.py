@@ -31,6 +31,7 @@ def test_one_pass_equals_separate_evaluations(normalization: str) -> None:
     if shifted is not None:
         expected["test_acc_shift_bn"] = _evaluate(shifted, data.test, loss, cpu, prefix="test",
                                                   rates=False)["test_acc"]
+    expected["test_samples"] = float(sum(y.shape[0] for _, y in data.test))
     metrics, synops = evaluate_test(model, data.test, loss, cpu)
     assert metrics == expected
     assert synops == ops.per_sample() and synops["synops_per_sample"] > 0
