@@ -144,7 +144,7 @@ def test_a_failing_record_during_the_study_is_said_not_swallowed(
     def broken(*_args: Any) -> int:
         raise RuntimeError("optuna storage unreachable")
 
-    monkeypatch.setattr(loop, "_record_grid_trials", broken)
+    monkeypatch.setattr(loop, "record_grid_trials", broken)
     books = loop.StudyLoop(Display(), None, None, 0, "sqlite://", None)
     books.step()
     books._last_record = 0.0

@@ -147,18 +147,14 @@ def md_escape(text: str) -> str:
     return "".join(out)
 
 
-#: The former private name, for code written against it.
-_md_escape = md_escape
-
-
 def markdown_table(frame: pd.DataFrame, columns: Sequence[Column | str] | None = None, *,
                    accuracy: bool = True) -> str:
     headers, rows, numeric = display(frame, columns, accuracy=accuracy)
     if not headers:
         return "_(empty)_\n"
-    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
+    lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |",
              "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md_escape(v) for v in r) + " |" for r in rows]
     if not rows:
         lines.append("| " + " | ".join("" for _ in headers) + " |")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.formats import Column, _md_escape, html_table, markdown_table
+from harness.report.formats import Column, html_table, markdown_table, md_escape
 from harness.report.header import failed_runs, header
 
 #: Tables longer than this are collapsed (<details>) in both documents.
@@ -62,7 +62,7 @@ def _meta(report: StudyReport, h: Mapping[str, Any]) -> str:
 
 def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
     h = header(report)
-    m = _md_escape
+    m = md_escape
     out = [f"# Study report: {m(report.study)}", "", m(_meta(report, h)), ""]
     if h["partial"]:
         out += [f"> **{m(h['partial'])}**", ""]

@@ -149,7 +149,7 @@ def _finished_combinations(engine: Any, study_id: int) -> dict[str, list[_Seed]]
             and all(r.status in FINAL_STATUSES for r in v)}
 
 
-def _record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -> int:
+def record_grid_trials(engine: Any, spec: StudySpec, study_id: int, url: str) -> int:
     """Give every finished grid combination its Optuna trial, once: when its last seed ends.
 
     The coordinator does this, not the workers, so training processes never wait on Optuna.
@@ -203,5 +203,3 @@ def _set_trial_numbers(engine: Any, ids: list[int], number: int) -> None:
     for run_id in ids:
         claims.set_trial_number(engine, run_id, number)
 
-
-record_grid_trials = _record_grid_trials

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.store import control
-from harness.study.grid_trials import _record_grid_trials
+from harness.study.grid_trials import record_grid_trials
 from harness.study.spec import StudySpec
 from harness.study.trials import _Search
 
@@ -41,7 +41,7 @@ class StudyLoop:
         if self.search is None and time.perf_counter() - self._last_record > 2.0:
             self._last_record = time.perf_counter()
             try:
-                _record_grid_trials(self.engine, self.spec, self.study_id, self.url)
+                record_grid_trials(self.engine, self.spec, self.study_id, self.url)
             except Exception as exc:  # noqa: BLE001 - the study goes on; final() raises
                 # Said once per distinct error, never hidden: the next step tries again.
                 text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -62,5 +62,5 @@ class StudyLoop:
             self.search.step()
             control.set_keep_alive(self.engine, self.study_id, None)
         else:
-            _record_grid_trials(self.engine, self.spec, self.study_id, self.url)
+            record_grid_trials(self.engine, self.spec, self.study_id, self.url)
         self.display.poll(force=True)
