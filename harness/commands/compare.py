@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.commands import add_db_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("compare", help="two studies' main contrasts (level vs reference) "
                                        "side by side")
     p.add_argument("study_a", metavar="STUDY_A")
     p.add_argument("study_b", metavar="STUDY_B")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    add_db_option(p)
     p.add_argument("--db-b", default=None, metavar="URL",
                    help="database of STUDY_B when it is another one (default: --db)")
     p.add_argument("--metric", default="test_acc", help="metric the contrasts compare")

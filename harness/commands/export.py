@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.commands import add_db_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("export", help="export a study run to NIR or a packed integer model")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    add_db_option(p)
     p.add_argument("--study", required=True, help="study name")
     p.add_argument("--run", default="best",
                    help="run key, or 'best' (highest objective among runs with kept weights)")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.commands import add_db_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("report", help="regenerate reports/ from the results database")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    add_db_option(p)
     p.add_argument("--study", action="append", help="study name (repeatable; default: all)")
     p.add_argument("--out", default="reports", help="output folder (default reports/)")
     p.add_argument("--metric", default="test_acc", help="metric the tables compare")

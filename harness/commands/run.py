@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.commands import add_db_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run a study (resumable) into the results database")
     p.add_argument("spec", help="study YAML, e.g. studies/full_factorial.yaml")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    add_db_option(p)
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes on this machine (slurm: array tasks)")
     p.add_argument("--max-runs", type=int, default=None, help="stop after K runs (this command)")

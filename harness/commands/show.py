@@ -7,13 +7,15 @@ import difflib
 import math
 from typing import Any
 
+from harness.commands import add_db_option
+
 #: Eight levels of a terminal sparkline, lowest to highest.
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("show", help="one run of a study: levels, metrics, curves, config")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    add_db_option(p)
     p.add_argument("--study", required=True, help="study name")
     p.add_argument("--run", required=True, metavar="RUN_KEY",
                    help="the run's key (e.g. 'binarization=fp32|optimizer=adam|seed=0') "

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.commands import add_db_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="counts, runs in flight, stale and failed runs, ETA")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///results.sqlite)")
+    add_db_option(p)
     p.add_argument("--study", default=None, help="only this study (default: every study)")
     p.set_defaults(func=main)
 
