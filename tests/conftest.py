@@ -61,3 +61,15 @@ def postgres_url() -> str:
         pytest.skip(f"no PostgreSQL server accepts {url}: {type(exc).__name__} (a local "
                     f"server needs the database: createdb -U postgres test)")
     return url
+
+
+@pytest.fixture
+def postgres_study(postgres_url: str) -> Iterator[str]:
+    """A unique study name on the PostgreSQL test server, dropped (ours and Optuna's) after."""
+    import uuid
+
+    from _pg import drop_study
+
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield name
+    drop_study(postgres_url, name)

@@ -11,12 +11,12 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, select
+from _pg import drop_study
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from test_study_fakes import cli_cmd, executions, fake_env, write_spec
 
@@ -35,19 +35,8 @@ def slurm() -> None:
 
 
 @pytest.fixture
-def study(postgres_url: str):
-    name = f"slurm-{uuid.uuid4().hex[:10]}"
-    yield name
-    import optuna
-
-    engine = create_engine(postgres_url)
-    with Session(engine) as s, s.begin():
-        s.execute(delete(Study).where(Study.name == name))
-    engine.dispose()
-    try:
-        optuna.delete_study(study_name=name, storage=postgres_url)
-    except KeyError:
-        pass
+def study(postgres_study: str) -> str:
+    return postgres_study
 
 
 def _runs(url: str, name: str) -> list[Run]:
@@ -202,10 +191,7 @@ def test_sigterm_to_a_task_mid_run_then_the_same_command_resumes_it(
             assert got[metric] == want[metric], metric
         assert reference.status == "complete"
     finally:
-        e = create_engine(postgres_url)
-        with Session(e) as s, s.begin():
-            s.execute(delete(Study).where(Study.name == ref_name))
-        e.dispose()
+        drop_study(postgres_url, ref_name)
 
 
 def _array_gone(array: str, timeout: float = 180) -> bool:
@@ -245,7 +231,4 @@ def test_detach_returns_once_queued_and_ctrl_c_cancels_the_array(
         assert not any(r.status == "running" for r in runs)
         assert sum(r.status == "complete" for r in runs) < 24
     finally:
-        e = create_engine(postgres_url)
-        with Session(e) as s, s.begin():
-            s.execute(delete(Study).where(Study.name == f"{study}-c"))
-        e.dispose()
+        drop_study(postgres_url, f"{study}-c")

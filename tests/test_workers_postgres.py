@@ -6,32 +6,13 @@ reason where it is not set or no server answers. The study name is unique and re
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete
-from sqlalchemy.orm import Session
 from test_workers import run_fake_study
-
-from harness.store.schema import Study
 
 
 @pytest.mark.postgres
 def test_three_workers_on_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     postgres_url: str) -> None:
-    import optuna
-
-    url = postgres_url
-    name = f"pg3w-{uuid.uuid4().hex[:10]}"
-    try:
-        run_fake_study(monkeypatch, tmp_path, url, name)
-    finally:
-        engine = create_engine(url)
-        with Session(engine) as s, s.begin():
-            s.execute(delete(Study).where(Study.name == name))
-        engine.dispose()
-        try:
-            optuna.delete_study(study_name=name, storage=url)
-        except KeyError:
-            pass
+                                     postgres_url: str, postgres_study: str) -> None:
+    run_fake_study(monkeypatch, tmp_path, postgres_url, postgres_study)
