@@ -22,8 +22,6 @@ from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import numpy as np
-import tonic
-import tonic.functional as tonic_f
 import torch
 import torch.nn.functional as F
 
@@ -48,6 +46,21 @@ __all__ = [
 ]
 
 EventFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _tonic():  # type: ignore[no-untyped-def]
+    """tonic, imported when an event-level level first builds a transform: importing it takes
+    about a second (its dataset readers pull in scipy.io and more), which every command that
+    merely names a level (parsing a study, a worker's start) would pay otherwise."""
+    import tonic
+
+    return tonic
+
+
+def _tonic_functional():  # type: ignore[no-untyped-def]
+    import tonic.functional
+
+    return tonic.functional
 
 
 class SeededTransform:
@@ -207,7 +220,7 @@ class DropEvent(Augmentation):
 
     def event_transform(self, sensor_size: tuple[int, int, int],
                         rng: np.random.Generator) -> EventFn | None:
-        return SeededTransform(tonic.transforms.DropEvent(p=self.p), rng)
+        return SeededTransform(_tonic().transforms.DropEvent(p=self.p), rng)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +243,7 @@ class TimeJitter(Augmentation):
 
     def event_transform(self, sensor_size: tuple[int, int, int],
                         rng: np.random.Generator) -> EventFn | None:
-        return SeededTransform(tonic.transforms.TimeJitter(std=self.std, clip_negative=True,
+        return SeededTransform(_tonic().transforms.TimeJitter(std=self.std, clip_negative=True,
                                                            sort_timestamps=True), rng)
 
 
@@ -253,7 +266,7 @@ class SpatialJitter(Augmentation):
 
     def event_transform(self, sensor_size: tuple[int, int, int],
                         rng: np.random.Generator) -> EventFn | None:
-        return SeededTransform(tonic.transforms.SpatialJitter(
+        return SeededTransform(_tonic().transforms.SpatialJitter(
             sensor_size=sensor_size, var_x=self.var, var_y=self.var, clip_outliers=True), rng)
 
 
@@ -276,8 +289,10 @@ class EventDrop(Augmentation):
     def event_transform(self, sensor_size: tuple[int, int, int],
                         rng: np.random.Generator) -> EventFn | None:
         if self.mode == "any":
-            return SeededTransform(tonic.transforms.EventDrop(sensor_size=sensor_size), rng)
+            return SeededTransform(_tonic().transforms.EventDrop(sensor_size=sensor_size), rng)
         mode = self.mode
+
+        tonic_f = _tonic_functional()
 
         def drop(events: np.ndarray) -> np.ndarray:
             if len(events) == 0:

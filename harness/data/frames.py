@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tonic
 
 __all__ = ["Preprocess", "fast_frames", "to_frames"]
 
@@ -44,6 +43,10 @@ class Preprocess:
         return self.resize == "sum" and tuple(self.target_size) != tuple(self.sensor_size[:2])
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
+        # tonic is imported lazily: it takes a second, and a worker reading cached frames never
+        # needs it.
+        import tonic.transforms
+
         if len(events) and self.denoise_us is not None:
             events = tonic.transforms.Denoise(filter_time=self.denoise_us)(events)
         if self._events_downsampled:
@@ -87,6 +90,8 @@ class Preprocess:
 
 def to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], steps: int) -> np.ndarray:
     """One sample's frames ``[T, P, H, W]`` (int16 counts), through tonic's ToFrame."""
+    import tonic.transforms
+
     frames = tonic.transforms.ToFrame(sensor_size=sensor_size, n_time_bins=steps)(events)
     w, h, p = sensor_size
     return np.asarray(frames).reshape(steps, p, h, w)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from harness.config import RunConfig, build_dataclass, plain_data
-from harness.data import cache, memo, real
+from harness.data import cache, memo
 from harness.data.catalogue import CATALOGUE, DatasetRecord, record
 from harness.data.dvs_sim import EVENT_DTYPE
 from harness.data.frames import Preprocess, fast_frames
@@ -146,6 +146,8 @@ class _Source:
 
             return _Pool(self._labels(params), read_many, {"generator": key})
         ds = self.cfg.dataset
+        from harness.data import real  # tonic's readers: a second to import, only when used
+
         pool = real.open_pool(self.spec.name, name, ds.root, download=ds.download)
         return _Pool(pool.labels, lambda idx: [pool.read(int(i)) for i in idx], pool.identity,
                      pool.paths)
