@@ -6,7 +6,8 @@ times, so that load changes on the machine hit both alike; prints each wall time
 and the ratio baseline / current (the issue's target: >= 1.5x). Both use the same data cache
 (``$BSNN_CACHE_DIR``), warmed first by one run of each tree, so neither builds frames.
 
-It also prints the CPU seconds of each study (the command and its workers: less sensitive to
+It also prints the CPU seconds of each study (the command, its workers and the workers'
+forkserver, which this script adopts as a Linux subreaper to count it: less sensitive to
 other load on the machine than wall time), and compares the runs' metrics between the last two
 databases, run by run (timings and metrics only one tree records left out): the mean test
 accuracy per factor combination of each, the number of differing values (``--verbose`` lists
@@ -60,6 +61,25 @@ def _env(tree: Path) -> dict[str, str]:
     return env
 
 
+def _become_subreaper() -> None:
+    """Adopt our orphaned descendants (Linux): the workers' forkserver outlives the command by
+    a moment, and its CPU time (with its workers') counts only once it is reaped by us."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_CHILD_SUBREAPER = 36
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_orphans() -> None:
+    """Wait for every adopted descendant, so that its CPU time is in RUSAGE_CHILDREN."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def _run_study(tree: Path, spec: Path, workers: int, db: Path, python: str,
                max_runs: int | None = None) -> tuple[float, float]:
     """Wall time and CPU seconds (user + system, the command and its workers) of one study."""
@@ -69,6 +89,7 @@ def _run_study(tree: Path, spec: Path, workers: int, db: Path, python: str,
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True)
     wall = time.perf_counter() - start
+    _reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
@@ -132,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, tree in trees.items():
         if not (tree / "harness" / "cli.py").is_file():
             parser.error(f"--{name} {tree} is not a bsnn-bench checkout")
+    _become_subreaper()
     with tempfile.TemporaryDirectory(prefix="bsnn-throughput-") as tmp:
         spec = args.spec.resolve() if args.spec else Path(tmp) / "throughput.yaml"
         if args.spec is None:
