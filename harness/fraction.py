@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["FRACTIONAL", "MIN_TWO_LEVEL", "SUB", "AliasStructure", "alias_structure",
-           "fraction_problem", "in_fraction", "roman", "two_level", "word"]
+           "fraction_problem", "in_fraction", "order_name", "roman", "two_level", "word"]
 
 FRACTIONAL = "fractional-factorial"
 #: Fewer two-level factors leave a fraction of resolution II or less: main effects aliased with
@@ -75,7 +75,8 @@ def word(factors: Sequence[str]) -> str:
     return TIMES.join(factors)
 
 
-def _order_name(n: int) -> str:
+def order_name(n: int) -> str:
+    """``main effect``, ``two-factor interaction``, ``3-factor interaction``, ..."""
     return {1: "main effect", 2: "two-factor interaction"}.get(n, f"{n}-factor interaction")
 
 
@@ -136,10 +137,10 @@ class AliasStructure:
                f"Defining relation: I = +{word(two)} (each factor's first level coded -1, its "
                "second +1; a combination is run when the product of its codes is +1).",
                f"Resolution {roman(k)}: " + _meaning(k)]
-        out.append(f"Main effects, each aliased with a {_order_name(k - 1)}:")
+        out.append(f"Main effects, each aliased with a {order_name(k - 1)}:")
         out += [f"{SUB}{e} = {a}" for e, a in self.main_effects()]
         out.append("Two-factor interactions, each aliased with a "
-                   + (_order_name(k - 2) if k > 3 else "main effect") + ":")
+                   + (order_name(k - 2) if k > 3 else "main effect") + ":")
         out += [f"{SUB}{e} = {a}" for e, a in self.interactions()]
         if self.crossed:
             names = ", ".join(f for f, _ in self.crossed)
