@@ -108,7 +108,8 @@ def test_search_design_needs_n_trials() -> None:
 
 @pytest.mark.parametrize("over, pattern", [
     ({"studdy": "x"}, r"x\.yaml: 'studdy': unknown key \(expected one of: study,"),
-    ({"design": "latin"}, r"'design': expected one of full-factorial, one-at-a-time, search"),
+    ({"design": "latin"}, r"'design': expected one of full-factorial, fractional-factorial, "
+                          r"one-at-a-time, search"),
     ({"factors": {"optimiser": ["adam"]}}, r"'factors\.optimiser': unknown factor \(expected "
                                            r"a trick factor: .*optimizer"),
     ({"factors": {"optimizer": ["adamw"]}}, r"'factors\.optimizer\[0\]': unknown optimizer "

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from harness.errors import StorageError
 from harness.fileio import write_atomic
+from harness.report import design as dsg
 from harness.report import effects as eff
 from harness.report import interaction as inter
 from harness.report import mixed
@@ -105,7 +106,8 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
     ``half_width``, else 0.02)."""
     info = study_info(engine, study)
     runs = runs_frame(engine, study)
-    report = StudyReport(study, info, runs, metric, [], [])
+    report = StudyReport(study, info, runs, metric, [], [],
+                         design=dsg.design_lines(str(info["design"]), tbl.study_factors(runs)))
     complete = runs[runs["status"] == "complete"]
     if complete.empty:
         return report
@@ -232,6 +234,7 @@ def build_report(engine: Engine | str | None, study: str, *, metric: str = "test
                     "configuration", top, "diff = recommended - top configuration (highest "
                     "mean over seeds), seed by seed. The top cell's mean is biased upwards "
                     "(it was selected as the maximum), so a small negative diff is expected."))
+    dsg.annotate(report, lv)  # a fractional design: its captions, verdict and alias table
 
     heat = callout or (pairs[0] if pairs else None)
     if not figures:

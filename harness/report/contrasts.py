@@ -57,6 +57,8 @@ __all__ = [
     "finish_family",
     "level_stats",
     "no_contrast",
+    "not_estimable",
+    "PAIRED_UNIT",
     "seed_means",
     "summarize",
 ]
@@ -64,6 +66,8 @@ __all__ = [
 #: Default precision target: a contrast is resolved when its CI half-width is at most this.
 DEFAULT_TARGET = 0.02
 SEED_TEST = "seed-level t (df = seeds - 1)"
+#: What family_note says a contrast is per seed (a fractional design's report qualifies it).
+PAIRED_UNIT = "per seed, the mean paired difference over that seed's cells"
 CONTRAST_COLUMNS = ["n_seeds", "diff", "diff_ci_low", "diff_ci_high", "half_width", "sd_seed",
                     "t", "p", "p_signflip", "p_holm", "significant", "resolved", "mde",
                     "seeds_1pt", "seeds_2pt", "test"]
@@ -131,6 +135,11 @@ def no_contrast(test: str) -> dict[str, Any]:
             "p_signflip": math.nan, "test": test}
 
 
+def not_estimable(test: str) -> dict[str, Any]:
+    """The contrast columns of a row the design cannot estimate (``test`` says why): no value."""
+    return {**no_contrast(test), "diff": math.nan}
+
+
 def finish_family(out: pd.DataFrame, *, target: float = DEFAULT_TARGET) -> pd.DataFrame:
     """Holm over the table's testable rows, then significance, resolution and power columns.
 
@@ -162,7 +171,7 @@ def _order(out: pd.DataFrame) -> pd.DataFrame:
 
 def family_note(family: str, target: float, *, extra: str = "") -> str:
     """The caption sentence naming the Holm family and the resolution target."""
-    text = (f"The seed is the unit: per seed, the mean paired difference over that seed's cells; "
+    text = (f"The seed is the unit: {PAIRED_UNIT}; "
             f"over seeds, mean, 95% t interval (df = seeds - 1), one-sample t-test "
             f"(p) and exact sign-flip p (p_signflip). Holm family: {family}. significant: "
             f"p_holm < {ALPHA}; resolved: >= {MIN_SEEDS} seeds and CI half-width <= "

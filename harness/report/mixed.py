@@ -56,6 +56,11 @@ def _fit(df: pd.DataFrame, lv: Mapping[str, Sequence[str]], factor: str, label: 
     if ref not in wide or label not in wide:
         raise ValueError("no cell ran both levels")
     d = (wide[label] - wide[ref]).dropna()
+    if d.empty:
+        # A fractional design's two-level factor: no run of a seed differs from another in it
+        # alone; the seed-level difference of level means is the analysis, not a paired model.
+        raise ValueError("no cell of the other factors ran both levels (unpaired, as in a "
+                         "fractional design)")
     if d.index.get_level_values("seed").nunique() < MIN_SEEDS:
         raise ValueError(f"fewer than {MIN_SEEDS} seeds")
     groups = d.index.get_level_values("seed").to_numpy()

@@ -94,6 +94,9 @@ def render_markdown(report: StudyReport, png_names: Mapping[str, str]) -> str:
         out += figure(lead_fig)
     if lead:
         out += table(lead, collapse=False)  # the first screen is never folded away
+    if report.design:
+        out += ["## Design", ""] + [f"  - {m(x.strip())}" if x.startswith("  ") else
+                                    f"- {m(x)}" for x in report.design] + [""]
     if not report.tables:
         out += ["_No complete runs yet: no tables or figures._", ""]
     if figures:
@@ -159,6 +162,8 @@ def render_html(report: StudyReport) -> str:
         out.append(figure(lead_fig))
     if lead:
         out.append(table(lead, collapse=False))
+    if report.design:
+        out.append("<h2>Design</h2>" + _html_lines(report.design))
     if not report.tables:
         out.append("<p><em>No complete runs yet: no tables or figures.</em></p>")
     if figures:
@@ -183,6 +188,21 @@ def render_html(report: StudyReport) -> str:
         out.append(f"<pre>{e(str(r['error']))}</pre>")
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
+
+def _html_lines(lines: Sequence[str]) -> str:
+    """A list of lines, those indented by two spaces nested under the line above."""
+    out, nested = ["<ul>"], False
+    for x in lines:
+        sub = x.startswith("  ")
+        if sub and not nested:
+            out[-1] = out[-1].removesuffix("</li>")
+            out.append("<ul>")
+        elif nested and not sub:
+            out.append("</ul></li>")
+        nested = sub
+        out.append(f"<li>{html.escape(x.strip())}</li>")
+    return "".join(out + (["</ul></li>"] if nested else []) + ["</ul>"])
+
 
 _PENDING = ("pending", "running", "interrupted")
 
@@ -226,6 +246,9 @@ class StudyReport:
     justification: str = ""
     #: The first screen: one sentence per factor (harness.report.verdict).
     verdicts: list[str] = dataclasses.field(default_factory=list)
+    #: The design section's lines (a fractional design's alias structure; a line indented by
+    #: two spaces belongs to the one above); empty: no section.
+    design: list[str] = dataclasses.field(default_factory=list)
     #: Names of the figure and the table shown first.
     lead_figure: str = "contrasts"
     lead_table: str = "main_effects"

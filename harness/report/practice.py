@@ -289,6 +289,10 @@ def best_practice_summary(practice: pd.DataFrame, versus: pd.DataFrame, *,
     base, rec = versus.iloc[0], versus.iloc[1]
     if str(rec["test"]).startswith("same as"):
         return text + f". The recommended combination is the {base['configuration']}."
+    if base["runs"] == 0:  # a fractional design need not run the baseline
+        return text + (f". The {base['configuration']} was not run in this study"
+                       + (" (nor the recommended combination)" if rec["runs"] == 0 else "")
+                       + ": the two are not compared.")
     if rec["runs"] == 0:
         return text + (f". The recommended combination was not run in this study "
                        f"({base['configuration']} mean {metric} {base['mean']:.4g}).")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from harness.errors import DatasetMissingError, StorageError
+from harness.fraction import FRACTIONAL, alias_structure
 from harness.store import engine as store_engine
 from harness.store.schema import SCHEMA_VERSION, Run, SchemaInfo, Study
 from harness.study.spec import StudySpec
@@ -173,6 +174,10 @@ def describe_plan(spec: StudySpec, url: str, workers: int, state: PlanState | No
     lines = [f"study {spec.name} ({spec.design}) from {spec.path}"]
     for f in spec.factors:
         lines.append(f"  {f.name} ({len(f.labels)}): {', '.join(f.labels)}")
+    if spec.design == FRACTIONAL:
+        lines.append("  alias structure:")
+        lines += [f"    {line}" for line in
+                  alias_structure({f.name: f.labels for f in spec.factors}).lines()]
     lines.append(f"  seeds ({len(spec.seeds)}): {', '.join(map(str, spec.seeds))}")
     if spec.seed_rule is not None:
         lines.append(spec.seed_rule.describe() + f" (at most {spec.max_run_count()} runs)")

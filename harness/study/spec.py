@@ -6,7 +6,8 @@ A spec is validated completely before anything runs or touches a database: every
 A *factor* is either a registered trick factor (``optimizer``) whose levels are trick levels
 (``adam`` or ``{name: hybrid, switch_at: 0.5}``), or a dotted path into the run configuration
 (``dataset.time_steps``, ``model.pool``, ``train.weight_decay``) whose levels are plain values.
-The first level of every factor is the reference (the baseline of ``one-at-a-time``).
+The first level of every factor is the reference (the baseline of ``one-at-a-time``; coded -1
+in a ``fractional-factorial``'s defining relation, see :mod:`harness.fraction`).
 
 A run is one level per factor plus a seed; its *run key* (``optimizer=adam|shift_bn=on|seed=0``)
 is built from canonical labels, sorted by factor name, so it is stable across YAML reorderings
@@ -26,25 +27,17 @@ from typing import Any
 
 from harness.config import RunConfig, set_path
 from harness.errors import ConfigError, SpecError
+from harness.fraction import FRACTIONAL, fraction_problem, in_fraction, two_level
 from harness.study.factors import Factor, level_order_change, parse_factor, value_label
 from harness.study.limits import check_size, check_stored_lengths, check_text
 from harness.study.precision import parse_seed_rule
 from harness.yamlio import load_yaml
 from tricks._registry import TrickError
 
-__all__ = [
-    "DESIGNS",
-    "DEFAULT_GRID_CAP",
-    "Factor",
-    "PlannedRun",
-    "StudySpec",
-    "load_spec",
-    "parse_spec",
-    "run_key",
-    "value_label",
-]
+__all__ = ["DESIGNS", "DEFAULT_GRID_CAP", "Factor", "PlannedRun", "StudySpec", "load_spec",
+           "parse_spec", "run_key", "value_label"]
 
-DESIGNS = ("full-factorial", "one-at-a-time", "search")
+DESIGNS = ("full-factorial", FRACTIONAL, "one-at-a-time", "search")
 DEFAULT_GRID_CAP = 10_000
 _TOP_KEYS = ("study", "design", "description", "dataset", "model", "train", "factors",
              "grid_cap", "n_trials", "pruning", "objective", "direction")
@@ -118,8 +111,8 @@ class StudySpec:
     # -- size ----------------------------------------------------------------------------
     def combination_count(self) -> int:
         sizes = [len(f.labels) for f in self.factors]
-        if self.design == "full-factorial":
-            return math.prod(sizes)
+        if self.design in ("full-factorial", FRACTIONAL):  # a half fraction: half of them
+            return math.prod(sizes) // (2 if self.design == FRACTIONAL else 1)
         if self.design == "one-at-a-time":
             return 1 + sum(n - 1 for n in sizes)
         return int(self.n_trials or 0)
@@ -134,11 +127,14 @@ class StudySpec:
 
     # -- runs ----------------------------------------------------------------------------
     def combinations(self) -> Iterator[dict[str, int]]:
-        """Level indices per factor, in study order (the reference combination first)."""
+        """Level indices per factor, in study order (the reference combination first; a
+        fractional-factorial keeps the full-factorial order's combinations in its fraction)."""
         names = [f.name for f in self.factors]
-        if self.design == "full-factorial":
+        if self.design in ("full-factorial", FRACTIONAL):
+            two = two_level({f.name: f.labels for f in self.factors})
             for idx in itertools.product(*(range(len(f.labels)) for f in self.factors)):
-                yield dict(zip(names, idx))
+                if self.design != FRACTIONAL or in_fraction(dict(zip(names, idx)), two):
+                    yield dict(zip(names, idx))
         elif self.design == "one-at-a-time":
             yield dict.fromkeys(names, 0)
             for f in self.factors:
@@ -234,8 +230,9 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
     seed_rule = None
     if isinstance(seeds_raw, Mapping):
         if design == "search":
-            raise fail("train.seeds", "a seed rule needs a grid design (full-factorial or "
-                                      "one-at-a-time); give a list with design: search")
+            raise fail("train.seeds", "a seed rule needs a grid design (full-factorial, "
+                                      f"{FRACTIONAL} or one-at-a-time); give a list with "
+                                      "design: search")
         seed_rule = parse_seed_rule(seeds_raw, path)
         seeds_raw = list(seed_rule.seeds(seed_rule.start))
     if not isinstance(seeds_raw, list) or not seeds_raw:
@@ -256,6 +253,10 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
         raise fail("factors", "expected a non-empty mapping of factor to a list of levels")
     factors = tuple(parse_factor(path, str(fname), levels, base)
                     for fname, levels in raw_factors.items())
+    problem = fraction_problem({f.name: f.labels for f in factors}) if design == FRACTIONAL \
+        else None
+    if problem:
+        raise fail("factors", problem)
 
     check_stored_lengths(path, design, factors, seeds_raw)
 
