@@ -111,3 +111,22 @@ def test_sign_flip_p_is_valid_under_the_null_with_more_seeds() -> None:
     rates = [a_row(simulate(rng, seeds=7, effect=0.0, slope_sd=0.01))["p_signflip"] < 0.05
              for _ in range(150)]
     assert np.mean(rates) <= 0.09
+
+
+def test_an_established_effect_wider_than_the_target_is_named_as_such() -> None:
+    rng = np.random.default_rng(15)
+    # A 10-point effect that varies a lot from seed to seed: its sign is certain at 5 seeds,
+    # its size known only to several points.
+    frame = simulate(rng, seeds=5, effect=0.10, slope_sd=0.03)
+    me = main_effects(frame, levels=LEVELS, extra=())
+    row = me[me["level"] == "on"].iloc[0]
+    assert row["significant"] and row["half_width"] > 0.02
+    (line,) = [v for v in verdicts(me) if v.startswith("a ")]
+    half = f"±{100 * row['half_width']:.1f} points"
+    assert ": established, but its size is resolved only to " + half in line
+    assert "wider than the ±2.0 points target; about" in line
+    # Within the target, nothing is added.
+    tight = main_effects(simulate(rng, seeds=8, effect=0.10, slope_sd=0.005), levels=LEVELS,
+                         extra=())
+    (line,) = [v for v in verdicts(tight) if v.startswith("a ")]
+    assert line.endswith("established.")

@@ -4,7 +4,8 @@ out and what is unresolved, from the seed-level main-effects table.
 For each non-reference level:
 
 * *established*: the Holm-adjusted seed-level test is significant; the sentence gives the
-  direction, size and 95% CI;
+  direction, size and 95% CI, and says so when the CI is wider than the study's target (the
+  sign is established, the size only to that half-width);
 * *ruled out*: not significant, and the CI is resolved (half-width within the study's target):
   effects beyond the CI's bounds are ruled out ("costs less than 1.3 points");
 * *unresolved*: fewer than 3 seeds, or not significant with a CI wider than the target; the
@@ -21,6 +22,7 @@ import pandas as pd
 
 from harness.report.contrasts import DEFAULT_TARGET
 from harness.report.effects import PLACEBO
+from harness.report.stats import seeds_for_half_width
 
 __all__ = ["PLACEBO_MEANING", "verdicts"]
 
@@ -51,8 +53,16 @@ def _phrase(r: pd.Series, ref: str, scale: float, unit: str, target: float) -> s
     ci = f"95% CI [{_num(r['diff_ci_low'], scale)}, {_num(r['diff_ci_high'], scale)}]{unit}"
     if bool(r["significant"]):
         way = "raises" if r["diff"] > 0 else "lowers"
-        return (f"{level} {way} it by {_mag(r['diff'], scale)}{unit} vs {ref} ({ci}, "
+        text = (f"{level} {way} it by {_mag(r['diff'], scale)}{unit} vs {ref} ({ci}, "
                 f"p_holm = {r['p_holm']:.2g}): established")
+        half = float(r["half_width"])
+        if math.isfinite(half) and half > target:
+            # Its sign is known, its size not to the study's precision: say so, by name.
+            more = seeds_for_half_width(float(r["sd_seed"]), target)
+            need = f"; about {more} seeds would reach it" if more is not None else ""
+            text += (f", but its size is resolved only to ±{_mag(half, scale)}{unit}, wider "
+                     f"than the ±{_mag(target, scale)}{unit} target{need}")
+        return text
     if bool(r["resolved"]):
         lo, hi = float(r["diff_ci_low"]), float(r["diff_ci_high"])
         bounds = []
