@@ -119,7 +119,17 @@ def spikingjelly_net(input_shape: tuple[int, int, int], channels: tuple[int, int
         layer.Linear(hidden, classes, bias=False, step_mode=m), lif())
 
 
-def _step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+def build_ours(spec: dict) -> nn.Module:
+    """Our network of one of :data:`CONFIGS` (fp32 weights, BN, ATan surrogate)."""
+    cfg = RunConfig.from_dict({
+        "dataset": {"time_steps": spec["T"]},
+        "model": {"channels": list(spec["channels"]), "hidden": spec["hidden"]},
+        "factors": {"binarization": "fp32", "normalization": "bn", "surrogate": "atan"},
+    })
+    return build_model(cfg, input_shape=spec["input"], num_classes=10)
+
+
+def step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
              before: Callable[[], None] | None = None) -> Callable[[], None]:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -140,29 +150,24 @@ def run(name: str, *, batch: int, warmup: int, iters: int | None,
     spec = CONFIGS[name]
     iters = iters or spec["iters"]
     torch.manual_seed(0)
-    cfg = RunConfig.from_dict({
-        "dataset": {"time_steps": spec["T"]},
-        "model": {"channels": list(spec["channels"]), "hidden": spec["hidden"]},
-        "factors": {"binarization": "fp32", "normalization": "bn", "surrogate": "atan"},
-    })
-    ours = build_model(cfg, input_shape=spec["input"], num_classes=10)
+    ours = build_ours(spec)
     theirs = SnntorchNet(spec["input"], spec["channels"], spec["hidden"], 10)
     n_ours = sum(p.numel() for p in ours.parameters() if p.dim() > 1)
     n_theirs = sum(p.numel() for p in theirs.parameters() if p.dim() > 1)
     assert n_ours == n_theirs, (n_ours, n_theirs)
     x = (torch.rand(spec["T"], batch, *spec["input"]) < 0.15).float()
     target = F.one_hot(torch.arange(batch) % 10, 10).float()
-    steps = {"ours": _step_fn(ours, x, target), "snntorch": _step_fn(theirs, x, target)}
+    steps = {"ours": step_fn(ours, x, target), "snntorch": step_fn(theirs, x, target)}
     sj = spikingjelly_net(spec["input"], spec["channels"], spec["hidden"], 10)
     if sj is not None:
         from spikingjelly.activation_based import functional
 
         assert sum(p.numel() for p in sj.parameters() if p.dim() > 1) == n_ours
-        steps["spikingjelly"] = _step_fn(sj, x, target, before=lambda: functional.reset_net(sj))
+        steps["spikingjelly"] = step_fn(sj, x, target, before=lambda: functional.reset_net(sj))
     if snntorch_channels_last:
         theirs_cl = copy.deepcopy(theirs).to(memory_format=torch.channels_last)
         theirs_cl.channels_last = True
-        steps["snntorch-cl"] = _step_fn(theirs_cl, x, target)
+        steps["snntorch-cl"] = step_fn(theirs_cl, x, target)
     for fn in steps.values():
         for _ in range(warmup):
             fn()
