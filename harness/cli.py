@@ -70,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.run.memory import reexec_with_retained_memory
 
         reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
+    if argv is None and command == "run":
+        # A study with local workers: start their forkserver now, before the imports below
+        # (tricks import torch), so that it loads torch and Lightning on another core
+        # meanwhile (harness.study.prestart).
+        from harness.study.prestart import prestart_from_argv
+
+        prestart_from_argv(sys.argv[1:])
     from tricks._registry import TrickError
 
     parser = build_parser()

@@ -16,7 +16,7 @@ import pytest
 from test_study_fakes import executions, use_fake_run, write_spec
 
 from harness.errors import UserError
-from harness.study import launch
+from harness.study import prestart
 from harness.study.coordinator import run_study_command
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -30,9 +30,9 @@ def _pids(log: Path) -> set[int]:
 @linux_only
 def test_forkserver_workers_see_the_environment_and_folder_of_now(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(launch.START_METHOD_ENV, raising=False)
-    assert launch.start_method() == "forkserver"
-    launch.prestart_workers()  # started before the variables below exist
+    monkeypatch.delenv(prestart.START_METHOD_ENV, raising=False)
+    assert prestart.start_method() == "forkserver"
+    prestart.prestart_workers()  # started before the variables below exist
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
@@ -49,8 +49,8 @@ def test_forkserver_workers_see_the_environment_and_folder_of_now(
 
 def test_spawned_workers_run_the_study_too(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(launch.START_METHOD_ENV, "spawn")
-    assert launch.start_method() == "spawn"
+    monkeypatch.setenv(prestart.START_METHOD_ENV, "spawn")
+    assert prestart.start_method() == "spawn"
     log = tmp_path / "executions.log"
     use_fake_run(monkeypatch, log, sleep=0.05)
     spec = write_spec(tmp_path / "study.yaml", "sp")
@@ -59,7 +59,35 @@ def test_spawned_workers_run_the_study_too(tmp_path: Path,
     assert len(executions(log)) == 24 and len(_pids(log)) == 2
 
 
-def test_unknown_start_method_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(launch.START_METHOD_ENV, "fork")
-    with pytest.raises(UserError, match="BSNN_BENCH_START_METHOD='fork': expected forkserver"):
-        launch.start_method()
+def test_unknown_start_method_is_one_clear_error(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(prestart.START_METHOD_ENV, "fork")
+    with pytest.raises(prestart.StartMethodError, match="BSNN_BENCH_START_METHOD='fork': "
+                                                        "expected forkserver or spawn"):
+        prestart.start_method()
+    prestart.prestart_workers()  # early and silent: the launcher reports it
+    use_fake_run(monkeypatch, tmp_path / "executions.log")
+    spec = write_spec(tmp_path / "study.yaml", "bad")
+    with pytest.raises(UserError, match="BSNN_BENCH_START_METHOD='fork'"):
+        run_study_command(str(spec), db=f"sqlite:///{tmp_path / 'r.sqlite'}", workers=2,
+                          progress=False)
+
+
+@pytest.mark.parametrize(("argv", "starts"), [
+    (["run", "s.yaml", "--workers", "2"], True),
+    (["--debug", "run", "s.yaml", "--workers=4", "--db", "sqlite:///x"], True),
+    (["run", "s.yaml", "--workers-per-gpu", "2"], True),
+    (["run", "s.yaml"], False),                                    # one worker: in-process
+    (["run", "s.yaml", "--workers", "2", "--dry-run"], False),
+    (["run", "s.yaml", "--workers", "2", "--launcher", "slurm"], False),
+    (["run", "s.yaml", "--workers", "two"], False),               # the real parser says why
+    (["report", "--workers", "2"], False),
+])
+def test_the_cli_prestarts_the_server_only_for_local_workers(
+        argv: list[str], starts: bool, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(prestart, "prestart_workers", lambda threads=1: calls.append(threads))
+    prestart.prestart_from_argv(argv)
+    assert bool(calls) == starts
+    assert capsys.readouterr().err == ""  # errors are the real parser's to report, once

@@ -58,14 +58,6 @@ def add_checkpoint_options(p: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     import os
 
-    if args.launcher == "local" and not args.dry_run and (args.workers > 1
-                                                          or args.workers_per_gpu):
-        # First thing: the workers' forkserver imports torch and Lightning on another core
-        # while this process reads the study and prepares the database (harness.study.launch).
-        from harness.study.launch import prestart_workers
-
-        prestart_workers(max(1, (os.cpu_count() or 1) // max(1, args.workers)))
-
     from harness.deploy.weights import WEIGHTS_ENV
     from harness.study.coordinator import run_study_command
 

@@ -5,7 +5,7 @@
   process, no second interpreter), or with ``--workers-per-gpu K`` K workers per visible GPU,
   each pinned to its GPU with a 1/K share of its memory. On Linux they are forked from a
   multiprocessing *forkserver* that ``bsnn-bench run`` starts first thing
-  (:func:`prestart_workers`): it imports torch and Lightning once, on another core, while the
+  (:mod:`harness.study.prestart`): it imports torch and Lightning once, on another core, while the
   command parses the study and prepares the database, so a worker starts in milliseconds
   instead of paying those imports (about 5 s of CPU each) after the coordinator is ready. The
   server is a fresh interpreter, not a fork of the coordinator: no database connection, thread
@@ -25,24 +25,24 @@ import os
 import shlex
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from harness.errors import EXIT_INTERNAL, UserError
-from harness.run.memory import tuned_environ
 from harness.study.options import INLINE_ENV, WorkerOptions
+from harness.study.prestart import (
+    START_METHOD_ENV,
+    StartMethodError,
+    prestart_workers,
+    start_method,
+    worker_env,
+)
 
 __all__ = ["LAUNCHERS", "START_METHOD_ENV", "Launcher", "LocalLauncher", "NoLauncher",
            "gpu_assignments", "prestart_workers", "start_method", "visible_gpus",
            "worker_command"]
 
 LAUNCHERS = ("local", "none", "slurm")
-
-#: ``forkserver`` (default on Linux) or ``spawn``: how local worker processes start.
-START_METHOD_ENV = "BSNN_BENCH_START_METHOD"
-#: What the forkserver imports before it forks the first worker: all a worker needs to train.
-PRELOAD = ("harness.study.worker", "harness.run.train", "harness.data.pipeline",
-           "harness.run.build")
 
 
 class Launcher(Protocol):
@@ -88,49 +88,6 @@ def gpu_assignments(gpus: Sequence[str], per_gpu: int) -> list[tuple[str, float]
         raise UserError("--workers-per-gpu: no GPU is visible (CUDA_VISIBLE_DEVICES, "
                         "torch.cuda.device_count())")
     return [(f"cuda:{g}", 1.0 / per_gpu) for g in gpus for _ in range(per_gpu)]
-
-
-@contextlib.contextmanager
-def _worker_env(threads: int) -> Iterator[None]:
-    """Environment the spawned workers start with (thread counts, allocator tuning)."""
-    saved = dict(os.environ)
-    try:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, str(threads))
-        tuned = tuned_environ()
-        if tuned is not None:
-            os.environ.update(tuned)
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def start_method() -> str:
-    """How local workers start: ``forkserver`` on Linux unless :data:`START_METHOD_ENV` says
-    ``spawn`` (elsewhere always ``spawn``: forking a process that loaded macOS frameworks is
-    unsafe)."""
-    choice = os.environ.get(START_METHOD_ENV, "").strip().lower()
-    if choice not in ("", "forkserver", "spawn"):
-        raise UserError(f"{START_METHOD_ENV}={choice!r}: expected forkserver or spawn")
-    if choice == "spawn" or not sys.platform.startswith("linux"):
-        return "spawn"
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-def prestart_workers(threads: int = 1) -> None:
-    """Start the forkserver the local workers will be forked from, with the workers' modules
-    preloaded, and return at once (it imports them in the background). A no-op where workers
-    are spawned, or when it runs already (one per process: tests reuse it)."""
-    if start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))
-    # The server's own environment: the allocator setting is read only when a process starts.
-    with _worker_env(threads):
-        forkserver.ensure_running()
 
 
 def _worker_entry(opts: WorkerOptions, env: dict[str, str] | None = None,
@@ -180,11 +137,14 @@ class LocalLauncher:
         if self.workers == 1 and self.inline_ok and not self.gpus \
                 and os.environ.get(INLINE_ENV, "1") != "0":
             return [self._inline(opts, step)]
-        method = start_method()
+        try:
+            method = start_method()
+        except StartMethodError as exc:
+            raise UserError(str(exc)) from None
         if method == "forkserver":
             prestart_workers(opts.threads or 1)  # returns at once when it runs already
         ctx = multiprocessing.get_context(method)
-        with _worker_env(opts.threads or 1):
+        with worker_env(opts.threads or 1):
             for i in range(self.workers):
                 wopts = opts
                 if self.gpus:
