@@ -76,7 +76,7 @@ def test_unknown_start_method_is_one_clear_error(tmp_path: Path,
 @pytest.mark.parametrize(("argv", "starts"), [
     (["run", "s.yaml", "--workers", "2"], True),
     (["--debug", "run", "s.yaml", "--workers=4", "--db", "sqlite:///x"], True),
-    (["run", "s.yaml", "--workers-per-gpu", "2"], True),
+    (["run", "s.yaml", "--workers-per-gpu", "2"], False),           # GPU workers: spawned
     (["run", "s.yaml"], False),                                    # one worker: in-process
     (["run", "s.yaml", "--workers", "2", "--dry-run"], False),
     (["run", "s.yaml", "--workers", "2", "--launcher", "slurm"], False),

@@ -138,7 +138,10 @@ class LocalLauncher:
                 and os.environ.get(INLINE_ENV, "1") != "0":
             return [self._inline(opts, step)]
         try:
-            method = start_method()
+            # GPU workers are spawned: each pins its GPU through CUDA_VISIBLE_DEVICES before
+            # CUDA starts, which a server that preloaded torch and Lightning (and may have
+            # counted the GPUs, cached) would make untrustworthy; not checked on a GPU yet.
+            method = "spawn" if self.gpus else start_method()
         except StartMethodError as exc:
             raise UserError(str(exc)) from None
         if method == "forkserver":

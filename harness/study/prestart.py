@@ -84,7 +84,8 @@ def prestart_workers(threads: int = 1) -> None:
 
 def prestart_from_argv(argv: Sequence[str]) -> None:
     """:func:`prestart_workers` when ``argv`` (``sys.argv[1:]``) is a ``run`` that will start
-    local workers: more than one, or ``--workers-per-gpu``, and no ``--dry-run``. Read with a
+    more than one local CPU worker, without ``--dry-run`` (``--workers-per-gpu`` workers are
+    spawned: :class:`harness.study.launch.LocalLauncher`). Read with a
     tolerant parser of those options alone: the real parser comes later and reports errors."""
     import argparse
 
@@ -100,7 +101,7 @@ def prestart_from_argv(argv: Sequence[str]) -> None:
         known, _ = pre.parse_known_args(list(argv))
     except (argparse.ArgumentError, SystemExit):  # malformed: the real parser says so
         return
-    if known.launcher != "local" or known.dry_run:
+    if known.launcher != "local" or known.dry_run or known.workers_per_gpu:
         return
-    if known.workers > 1 or known.workers_per_gpu:
+    if known.workers > 1:
         prestart_workers(max(1, (os.cpu_count() or 1) // max(1, known.workers)))
