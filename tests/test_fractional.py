@@ -159,6 +159,15 @@ def test_fewer_than_three_two_level_factors_is_a_spec_error(
     assert not db.exists()
 
 
+def test_grid_cap_counts_the_half_fraction() -> None:
+    # 48 combinations x 2 seeds = 96 runs: within a cap of 96, over a cap of 95, and the
+    # message says where the count comes from.
+    assert parse_spec(spec_of(FIVE, grid_cap=96), "s.yaml").max_run_count() == 96
+    with pytest.raises(SpecError, match=r"96 runs \(fractional-factorial: half of "
+                                        r"2 x 2 x 2 x 2 x 2 x 3 levels x 2 seeds\)"):
+        parse_spec(spec_of(FIVE, grid_cap=95), "s.yaml")
+
+
 def test_dry_run_prints_the_alias_structure(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.yaml"

@@ -289,7 +289,8 @@ def parse_spec(data: Any, path: str = "<spec>") -> StudySpec:
                      seed_rule=seed_rule, **kwargs)
     count = spec.max_run_count()
     if count > grid_cap:
-        sizes = " x ".join(str(len(f.labels)) for f in factors)
+        sizes = ("half of " if design == FRACTIONAL else "") + " x ".join(
+            str(len(f.labels)) for f in factors)
         n_seeds = seed_rule.max if seed_rule is not None else len(spec.seeds)
         raise fail("factors", f"{count} runs ({design}: {sizes} levels x {n_seeds} "
                               f"seeds) is over the cap of {grid_cap}; raise 'grid_cap' if meant")
