@@ -37,7 +37,9 @@ def _statuses(url: str) -> Counter:
 def test_enqueue_then_two_workers_drain_the_study_exactly_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     log = tmp_path / "log"
-    env = fake_env(log)
+    # 0.3 s per run: 24 runs outlast the second worker's start (a second or two under load),
+    # so that both take part however the two processes are scheduled.
+    env = fake_env(log, sleep=0.3)
     spec = write_spec(tmp_path / "s.yaml", "by-hand")
     done = _run(cli_cmd("run", str(spec), "--db", url, "--launcher", "none"), env)
     assert done.returncode == 0, done.stderr
