@@ -37,7 +37,7 @@ def test_forkserver_workers_see_the_environment_and_folder_of_now(
     here.mkdir()
     monkeypatch.chdir(here)
     log = tmp_path / "executions.log"  # BSNN_FAKE_LOG is set only now
-    use_fake_run(monkeypatch, log, sleep=0.05)
+    use_fake_run(monkeypatch, log, sleep=0.15)
     spec = write_spec(tmp_path / "study.yaml", "fs")
     # A relative database path: the workers must open it in this folder, not the server's.
     assert run_study_command(str(spec), db="sqlite:///r.sqlite", workers=2,
@@ -52,7 +52,8 @@ def test_spawned_workers_run_the_study_too(tmp_path: Path,
     monkeypatch.setenv(prestart.START_METHOD_ENV, "spawn")
     assert prestart.start_method() == "spawn"
     log = tmp_path / "executions.log"
-    use_fake_run(monkeypatch, log, sleep=0.05)
+    # Spawned workers import for seconds, not always together: runs long enough for both.
+    use_fake_run(monkeypatch, log, sleep=0.3)
     spec = write_spec(tmp_path / "study.yaml", "sp")
     assert run_study_command(str(spec), db=f"sqlite:///{tmp_path / 'r.sqlite'}", workers=2,
                              progress=False) == 0
