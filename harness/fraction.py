@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["FRACTIONAL", "MIN_TWO_LEVEL", "SUB", "AliasStructure", "alias_structure",
-           "fraction_problem", "in_fraction", "order_name", "roman", "two_level", "word"]
+           "fraction_problem", "in_fraction", "order_name", "roman", "study_fraction",
+           "two_level", "word"]
 
 FRACTIONAL = "fractional-factorial"
 #: Fewer two-level factors leave a fraction of resolution II or less: main effects aliased with
@@ -179,3 +180,12 @@ def alias_structure(levels: Mapping[str, Sequence[Any] | int]) -> AliasStructure
     return AliasStructure(tuple(two_level(levels)),
                           tuple((f, _count(lv)) for f, lv in levels.items() if _count(lv) > 2),
                           tuple(f for f, lv in levels.items() if _count(lv) == 1))
+
+
+def study_fraction(design: str | None, levels: Mapping[str, Sequence[Any] | int]
+                   ) -> AliasStructure | None:
+    """The alias structure of a study of ``design`` with these factors and levels: None unless
+    it is a fractional-factorial study whose levels make a half fraction."""
+    if design != FRACTIONAL or fraction_problem(levels):
+        return None
+    return alias_structure(levels)

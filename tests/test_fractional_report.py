@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.fraction import FRACTIONAL, in_fraction
+from harness.fraction import FRACTIONAL, in_fraction, study_fraction
 from harness.report import (
     ablation,
     best_practice,
@@ -150,5 +150,6 @@ def test_design_lines_and_notes_only_for_a_fraction() -> None:
     assert lines[0] == "Design: fractional-factorial, resolution V half fraction."
     assert any(x.startswith("Defining relation: I = +f0 × f1 × f2 × f3 × f4") for x in lines)
     assert dsg.design_lines("full-factorial", lv) == []
-    table = dsg.alias_table(dsg.structure(FRACTIONAL, lv))
+    table = dsg.alias_table(study_fraction(FRACTIONAL, lv))
+    assert study_fraction("full-factorial", lv) is None
     assert len(table) == 15 and set(table["alias_order"]) == {3, 4}

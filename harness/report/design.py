@@ -23,15 +23,15 @@ from harness.fraction import (
     FRACTIONAL,
     SUB,
     AliasStructure,
-    alias_structure,
     fraction_problem,
     order_name,
     roman,
+    study_fraction,
 )
 from harness.report.contrasts import PAIRED_UNIT
 from harness.report.pages import ReportTable, StudyReport
 
-__all__ = ["UNPAIRED_UNIT", "alias_table", "annotate", "design_lines", "structure"]
+__all__ = ["UNPAIRED_UNIT", "alias_table", "annotate", "design_lines"]
 
 #: What a contrast is per seed in a fractional design (replaces PAIRED_UNIT in the captions).
 UNPAIRED_UNIT = ("per seed, the mean paired difference over that seed's cells where the design "
@@ -41,17 +41,10 @@ UNPAIRED_UNIT = ("per seed, the mean paired difference over that seed's cells wh
                  "equally often), not a paired difference")
 
 
-def structure(design: str, lv: Mapping[str, Sequence[str]]) -> AliasStructure | None:
-    """The alias structure of a fractional-factorial study, else None."""
-    if design != FRACTIONAL or fraction_problem(lv):
-        return None
-    return alias_structure(lv)
-
-
 def design_lines(design: str, lv: Mapping[str, Sequence[str]]) -> list[str]:
     """The design section's lines (a line indented by SUB belongs to the one above); [] for
     designs other than fractional-factorial."""
-    s = structure(design, lv)
+    s = study_fraction(design, lv)
     if s is None:
         if design == FRACTIONAL:
             return [f"Fractional-factorial study: {fraction_problem(lv)} in the stored levels; "
@@ -137,7 +130,7 @@ def _notes(s: AliasStructure) -> dict[str, str]:
 def annotate(report: StudyReport, lv: Mapping[str, Sequence[str]]) -> None:
     """Qualify a fractional-factorial report's captions and verdicts, and add the alias
     table; nothing for the other designs."""
-    s = structure(str(report.info.get("design")), lv)
+    s = study_fraction(report.info.get("design"), lv)
     if s is None:
         return
     notes = _notes(s)

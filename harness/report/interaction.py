@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.fraction import FRACTIONAL, AliasStructure, alias_structure, fraction_problem, word
+from harness.fraction import AliasStructure, study_fraction, word
 from harness.report.contrasts import (
     DEFAULT_TARGET,
     contrast_values,
@@ -44,13 +44,6 @@ def _within(df: pd.DataFrame, fa: str, la: str, fb: str, rb: str, lb: str, metri
     return contrast_values(sub, fb, rb, lb, metric, [f for f in factors if f != fa])
 
 
-def fraction_of(runs: pd.DataFrame, lv: Mapping[str, Sequence[str]]) -> AliasStructure | None:
-    """The alias structure of a fractional-factorial study's runs, else None."""
-    if runs.attrs.get("design") != FRACTIONAL or fraction_problem(lv):
-        return None
-    return alias_structure(lv)
-
-
 def _unestimable(frac: AliasStructure, effect: Sequence[str]) -> dict[str, Any] | None:
     """The contrast columns of a row whose effect a resolution III fraction aliases with a main
     effect, else None."""
@@ -69,7 +62,7 @@ def interaction_contrasts(runs: pd.DataFrame, *, metric: str = "test_acc",
     _check_factors(runs, lv)
     df = _complete(runs, metric)
     factors = list(lv)
-    frac = fraction_of(runs, lv)
+    frac = study_fraction(runs.attrs.get("design"), lv)
     rows = []
     for fa, fb in itertools.combinations(factors, 2):
         ra, rb = lv[fa][0], lv[fb][0]
@@ -101,7 +94,7 @@ def simple_effects(runs: pd.DataFrame, within: str, factor: str, *, metric: str 
     _check_factors(runs, lv)
     df = _complete(runs, metric)
     factors = list(lv)
-    frac = fraction_of(runs, lv)
+    frac = study_fraction(runs.attrs.get("design"), lv)
     rows = []
     ref = lv[factor][0]
     for w in lv[within]:
