@@ -65,22 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and command in TRAINING_COMMANDS:
         # Training in this process: start it again with the allocator keeping freed memory
         # (harness.run.memory); returns at once when that is already so, or turned off. Done
-        # before anything else is imported (the parser's trick levels import torch): whatever
+        # before anything else is imported (the commands import torch): whatever
         # this process loads is thrown away by the exec.
         from harness.run.memory import reexec_with_retained_memory
 
         reexec_with_retained_memory(["-m", "harness.cli", *sys.argv[1:]])
-    if argv is None and command == "run":
+    parser = build_parser()  # imports no torch: the commands import what they need
+    args = parser.parse_args(argv)
+    if argv is None and args.command == "run":
         # A study with local workers: start their forkserver now, before the imports below
         # (tricks import torch), so that it loads torch and Lightning on another core
         # meanwhile (harness.study.prestart).
-        from harness.study.prestart import prestart_from_argv
+        from harness.study.prestart import prestart_for
 
-        prestart_from_argv(sys.argv[1:])
+        prestart_for(args)
     from tricks._registry import TrickError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     debug = bool(args.debug) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args.func(args) or EXIT_OK)

@@ -18,11 +18,12 @@ import contextlib
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from typing import Any
 
 from harness.run.memory import tuned_environ
 
-__all__ = ["PRELOAD", "START_METHOD_ENV", "StartMethodError", "prestart_from_argv",
+__all__ = ["PRELOAD", "START_METHOD_ENV", "StartMethodError", "prestart_for",
            "prestart_workers", "start_method", "worker_env"]
 
 #: ``forkserver`` (default on Linux) or ``spawn``: how local worker processes start.
@@ -82,26 +83,10 @@ def prestart_workers(threads: int = 1) -> None:
         forkserver.ensure_running()
 
 
-def prestart_from_argv(argv: Sequence[str]) -> None:
-    """:func:`prestart_workers` when ``argv`` (``sys.argv[1:]``) is a ``run`` that will start
-    more than one local CPU worker, without ``--dry-run`` (``--workers-per-gpu`` workers are
-    spawned: :class:`harness.study.launch.LocalLauncher`). Read with a
-    tolerant parser of those options alone: the real parser comes later and reports errors."""
-    import argparse
-
-    words = [a for a in argv if not a.startswith("-")]
-    if not words or words[0] != "run":
+def prestart_for(args: Any) -> None:
+    """:func:`prestart_workers` when the parsed ``bsnn-bench run`` arguments ``args`` start more
+    than one local CPU worker, without ``--dry-run`` (``--workers-per-gpu`` workers are
+    spawned: :class:`harness.study.launch.LocalLauncher`)."""
+    if args.launcher != "local" or args.dry_run or args.workers_per_gpu or args.workers <= 1:
         return
-    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    pre.add_argument("--workers", type=int, default=1)
-    pre.add_argument("--workers-per-gpu", type=int, default=None)
-    pre.add_argument("--launcher", default="local")
-    pre.add_argument("--dry-run", action="store_true")
-    try:
-        known, _ = pre.parse_known_args(list(argv))
-    except (argparse.ArgumentError, SystemExit):  # malformed: the real parser says so
-        return
-    if known.launcher != "local" or known.dry_run or known.workers_per_gpu:
-        return
-    if known.workers > 1:
-        prestart_workers(max(1, (os.cpu_count() or 1) // max(1, known.workers)))
+    prestart_workers(max(1, (os.cpu_count() or 1) // args.workers))
