@@ -1,5 +1,5 @@
-"""Evaluation of a trained model: accuracy over a loader, the post-hoc shift-BN copy, and the final
-test pass that measures both at once."""
+"""Evaluation of a trained model: the final test pass, which measures the model and its post-hoc
+shift-BN copy at once."""
 
 from __future__ import annotations
 
@@ -17,31 +17,6 @@ def _shift_bn_copy(model: nn.Module) -> nn.Module | None:
     return to_shift_bn(model) if has_batch_norm(model) else None
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, loader: Any, loss_level: Any, device: torch.device, *,
-              prefix: str, rates: bool = True) -> dict[str, float]:
-    """Accuracy over ``loader`` and, if the model reports them, batch-weighted spike rates."""
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    rate_sums: dict[str, float] = {}
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        out = model(x)
-        correct += int((loss_level.logits(out).argmax(-1) == y).sum())
-        total += y.shape[0]
-        spike_rates = getattr(model, "spike_rates", None) if rates else None
-        if spike_rates is not None:
-            for name, r in spike_rates().items():
-                rate_sums[name] = rate_sums.get(name, 0.0) + float(r) * y.shape[0]
-    model.train(was_training)
-    out_metrics = {f"{prefix}_acc": correct / total if total else math.nan}
-    for name, s in rate_sums.items():
-        key = "spike_rate" if name == "overall" else f"spike_rate/{name}"
-        out_metrics[key] = s / total
-    return out_metrics
-
-
 def evaluate_test(model: nn.Module, loader: Any, loss_level: Any, device: torch.device
                   ) -> tuple[dict[str, float], dict[str, float] | None]:
     """The final test metrics in one pass over ``loader``: ``test_acc``, ``test_samples`` (the
@@ -50,7 +25,8 @@ def evaluate_test(model: nn.Module, loader: Any, loss_level: Any, device: torch.
     result, None without synaptic layers) and ``test_acc_shift_bn`` of its post-hoc shift-BN
     copy (models with BN), each batch fed to both models, in inference mode.
 
-    Gives what :func:`_evaluate` of the model (under the counter) and of the copy would.
+    Gives what separate evaluations of the model (under the counter) and of the copy would
+    (``tests/test_evaluate.py``).
     """
     from harness.run.costs import SynOpsCounter
 
