@@ -18,6 +18,14 @@ with ``c_{t+1} = beta`` (subtract) or ``beta * (1 - S_t)`` (zero), since ``r_{t+
 backward step is the spike function's ``backward_step_``, which surrogates fuse into few passes
 over memory (three for ``ATan`` instead of eight): on the paper-sized net these loops move more
 bytes than any other part of the step except the convolutions.
+
+On the CPU, for float32/float64 blocks laid out time-major and dense (contiguous or
+channels-last), both loops run instead in the fused C kernel of :mod:`models.fused`: one pass
+per step each way, tile by tile so the previous step stays in L1. Its forward is bit-equal to
+the loop above; its backward evaluates the same formula (the derivative of every spike function
+of :mod:`models.surrogates`, exact classes only) with another rounding order. Other spike
+functions keep the torch backward; other devices, dtypes and layouts, or a machine without a C
+compiler, the torch loops.
 """
 
 from __future__ import annotations
@@ -27,11 +35,32 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from models.surrogates import ATan, SpikeFunction
+from models import fused
+from models.surrogates import (
+    STE,
+    ATan,
+    Erf,
+    FastSigmoid,
+    PiecewiseExp,
+    Rectangle,
+    Sigmoid,
+    SpikeFunction,
+    Triangle,
+)
 
 __all__ = ["LIF", "Reset", "lif_sequence"]
 
 Reset = Literal["subtract", "zero", "none"]
+
+#: The fused kernel's code for each spike function whose derivative it computes itself
+#: (:file:`models/fused/lif.c`); exactly these classes, not subclasses, which may redefine it.
+_KERNEL_SURROGATE = {ATan: 0, Rectangle: 1, Sigmoid: 2, FastSigmoid: 3, Triangle: 4, Erf: 5,
+                     PiecewiseExp: 6, STE: 7}
+
+
+def _like(t: Tensor, ref: Tensor) -> Tensor:
+    """``t`` with ``ref``'s strides (the fused kernel indexes every operand alike)."""
+    return t if t.stride() == ref.stride() else torch.empty_like(ref).copy_(t)
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -41,6 +70,12 @@ class _LIFSequence(torch.autograd.Function):
         steps = current.shape[0]
         mem = torch.empty_like(current)
         spk = torch.empty_like(current) if fire else current.new_zeros(())
+        kernels = fused.kernels() if current.device.type == "cpu" else None
+        ctx.fused = kernels is not None and kernels.supports(current) and mem.stride() == \
+            current.stride()
+        if ctx.fused:
+            kernels.forward(current, mem, spk if fire else None, beta, threshold, reset, fire)
+            steps = 0  # the loop below has nothing left to do
         prev_u: Tensor | None = None
         for t in range(steps):
             u = mem[t]
@@ -72,10 +107,17 @@ class _LIFSequence(torch.autograd.Function):
         use_spk = fire and g_spk is not None
         if not use_spk and g_mem is None:
             return None, None, None, None, None, None
+        grad = torch.empty_like(mem)
+        kind = _KERNEL_SURROGATE.get(type(fn))
+        if ctx.fused and (kind is not None or not use_spk):
+            fused.kernels().backward(
+                mem, spk if fire else None, _like(g_spk, mem) if use_spk else None,
+                None if g_mem is None else _like(g_mem, mem), grad, beta, ctx.threshold,
+                reset, fire, 0 if kind is None else kind, fn.alpha)
+            return grad, None, None, None, None, None
         # Step by step from the end, so each step's temporaries stay in cache (a [T, ...]
         # tensor of the paper-sized net is far larger than L3). Grads are not materialized
         # (see forward): an unused output costs nothing.
-        grad = torch.empty_like(mem)
         steps = mem.shape[0]
         for t in range(steps - 1, -1, -1):
             g = grad[t]

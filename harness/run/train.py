@@ -346,6 +346,10 @@ def train_run(cfg: RunConfig, *, progress: bool = False, callbacks: Sequence[L.C
             # its srun advice on every run) because SLURM_* variables are set.
             plugins=[LightningEnvironment()])
         device = str(trainer.strategy.root_device)
+        if device == "cpu":
+            from models import fused
+
+            fused.kernels()  # a first compile (once per machine) is not training time
         fit_start = time.perf_counter()
         sigint = _sigint_handler()
         try:
