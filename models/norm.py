@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models import fused
+
 __all__ = ["NormKind", "ShiftMode", "TemporalBatchNorm", "ap2", "ap2_exact"]
 
 NormKind = Literal["bn", "bntt", "tdbn", "tebn"]
@@ -111,6 +113,72 @@ class _ShiftBatchNorm(torch.autograd.Function):
         return gx, g_gamma, gb if need_beta else None, None, None, None, None
 
 
+class _RowBatchNorm(torch.autograd.Function):
+    r"""Training BN (float, or shift ``on``) through the fused CPU kernels of :mod:`models.fused`
+    on ``x`` laid out as rows of channels (channels-last maps, FC features): one call each way.
+    The formulas are :class:`_ShiftBatchNorm`'s, with ``G = gamma, R = r`` for float BN and
+    ``G = AP2(gamma), R = AP2(r)`` for shift BN (``r = 1/sqrt(var + eps)``, biased variance):
+
+    * ``y = x * G R + (beta - mu * G R)``;
+    * ``dx = G R (g - mean(g)) - G r^3 (x - mu) d / n`` with ``d = sum(g * (x - mu))``;
+    * ``dgamma = R d``, ``dbeta = sum(g)``.
+
+    Statistics are summed in float over blocks of 64 rows, then in float64. Running statistics
+    are updated as by ``F.batch_norm`` (unbiased variance, ``momentum``).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor,  # type: ignore[override]
+                running_mean: Tensor | None, running_var: Tensor | None, momentum: float,
+                eps: float, shift: bool) -> Tensor:
+        y, saved = fused.kernels().bn_forward(x, gamma, beta, running_mean, running_var,
+                                              momentum, eps, shift)
+        ctx.save_for_backward(x, saved)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        x, saved = ctx.saved_tensors
+        if g.stride() != x.stride():
+            g = torch.empty_like(x).copy_(g)
+        need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
+        gx, g_gamma, g_beta = fused.kernels().bn_backward(g, x, saved, need_x)
+        return (gx, g_gamma if need_gamma else None, g_beta if need_beta else None,
+                None, None, None, None, None)
+
+
+def _row_kernels(x: Tensor, *params: Tensor | None) -> bool:
+    """True if :class:`_RowBatchNorm` can take ``x [N, C, ...]`` (see ``Kernels.rows``) with
+    these per-channel tensors (contiguous, of ``x``'s dtype, or None)."""
+    if x.device.type != "cpu":
+        return False
+    kernels = fused.kernels()
+    if kernels is None or kernels.rows(x) is None:
+        return False
+    return all(p is None or (p.dtype == x.dtype and p.is_contiguous() and p.dim() == 1)
+               for p in params)
+
+
+def _float_bn(x: Tensor, running_mean: Tensor, running_var: Tensor, weight: Tensor,
+              bias: Tensor, training: bool, momentum: float, eps: float) -> Tensor:
+    """``F.batch_norm``, through the fused kernels in training where they take ``x``."""
+    if training and _row_kernels(x, running_mean, running_var, weight, bias):
+        return _RowBatchNorm.apply(x, weight, bias, running_mean, running_var, momentum, eps,
+                                   False)
+    return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _shift_bn(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor,
+              running_var: Tensor, momentum: float, eps: float) -> Tensor:
+    """Shift-BN training: the fused kernels where they take ``x``, else
+    :class:`_ShiftBatchNorm` (torch's batch-norm kernels)."""
+    if _row_kernels(x, running_mean, running_var, gamma, beta):
+        return _RowBatchNorm.apply(x, gamma, beta, running_mean, running_var, momentum, eps,
+                                   True)
+    return _ShiftBatchNorm.apply(x, gamma, beta, running_mean, running_var, momentum, eps)
+
+
 class TemporalBatchNorm(nn.Module):
     """BN over time-major input ``[T, B, C, ...]`` of one of the kinds above."""
 
@@ -173,23 +241,23 @@ class TemporalBatchNorm(nn.Module):
         """Training with ``shift="on"``: :class:`_ShiftBatchNorm`, per step for bntt."""
         gamma = self.weight * self.factor if self.factor != 1.0 else self.weight
         if self.kind == "bntt":
-            steps = [_ShiftBatchNorm.apply(xt, gamma[t], self.bias[t], self.running_mean[t],
-                                           self.running_var[t], self.momentum, self.eps)
+            steps = [_shift_bn(xt, gamma[t], self.bias[t], self.running_mean[t],
+                               self.running_var[t], self.momentum, self.eps)
                      for t, xt in enumerate(x.unbind(0))]
             return torch.stack(steps)
-        return _ShiftBatchNorm.apply(x.flatten(0, 1), gamma, self.bias, self.running_mean,
-                                     self.running_var, self.momentum, self.eps).view_as(x)
+        return _shift_bn(x.flatten(0, 1), gamma, self.bias, self.running_mean,
+                         self.running_var, self.momentum, self.eps).view_as(x)
 
     def _float(self, x: Tensor) -> Tensor:
         training = self.training
         weight = self.weight * self.factor if self.factor != 1.0 else self.weight
         if self.kind == "bntt":
-            steps = [F.batch_norm(xt, self.running_mean[t], self.running_var[t], weight[t],
-                                  self.bias[t], training, self.momentum, self.eps)
+            steps = [_float_bn(xt, self.running_mean[t], self.running_var[t], weight[t],
+                               self.bias[t], training, self.momentum, self.eps)
                      for t, xt in enumerate(x.unbind(0))]
             return torch.stack(steps)
-        y = F.batch_norm(x.flatten(0, 1), self.running_mean, self.running_var, weight,
-                         self.bias, training, self.momentum, self.eps).view_as(x)
+        y = _float_bn(x.flatten(0, 1), self.running_mean, self.running_var, weight,
+                      self.bias, training, self.momentum, self.eps).view_as(x)
         p = self._step_scale(x)
         return y * p if p is not None else y
 

@@ -1,23 +1,32 @@
-"""Fused CPU kernels: the LIF recurrence in one pass over memory each way.
+"""Fused CPU kernels: the LIF recurrence and training batch norm in one pass over memory each.
 
 On the CPU the torch loop of :mod:`models.neurons` makes 4 passes over each time step's slice in
-forward and 4-5 in backward; every pass of a conv layer's spike map is memory traffic, and
-these loops were the largest part of a default training step (about 6.9 of 23 ms at one thread
-on the project's machine). :file:`lif.c` runs the same recurrence in one pass per step each way:
-forward bit-equal to the torch loop, backward the same formula (equal to rounding; tests compare
-both in float64 and float32).
+forward and 4-5 in backward, and torch's batch norm reads a channels-last map twice for its
+statistics; every pass over a conv layer's map is memory traffic, and these were most of a
+default training step. The C files here do the same work in fewer passes:
 
-The C file is compiled on first use with the system's C compiler (``$CC``, else ``cc``) into the
-cache directory (``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench``, subfolder ``kernels``), named
-by a hash of the source and the flags, and loaded with :mod:`ctypes`; later processes load the
-compiled file. ``target_clones`` builds AVX-512, AVX2 and baseline variants into one library that
-picks the machine's at load time, so a cache shared by different x86 machines is safe, and
-``-ffp-contract=off`` makes every variant round alike. ctypes releases the GIL during a call: with
-``torch.get_num_threads() > 1`` a large block is split into that many chunks run on a small
-thread pool.
+* :file:`lif.c`: the LIF recurrence, one pass per step each way, tile by tile so that the
+  previous step is read back from L1. Forward bit-equal to the torch loop; backward the same
+  formula with another rounding order (tests/test_fused_lif.py).
+* :file:`bn.c`: training BN (float, or shift ``on`` with its power-of-two scales) on a block of
+  rows of channels (channels-last maps, FC features): statistics in one pass, the affine map in
+  one; backward sums in one, ``dx`` in one; per-channel constants in C too, so a layer costs one
+  call each way (tests/test_fused_bn.py).
+
+The sources are compiled on first use with the system's C compiler (``$CC``, else ``cc``) into
+the cache directory (``$BSNN_CACHE_DIR``, else ``~/.cache/bsnn-bench``, subfolder ``kernels``),
+named by a hash of the sources and flags, under a file lock (a study's workers compile once);
+later processes load the compiled file with :mod:`ctypes`. ``target_clones`` builds AVX2 and
+baseline variants into one library that picks the machine's at load time, so a cache shared by
+different x86 machines is safe, and ``-ffp-contract=off`` makes both round alike.
+
+Threads: where torch's parallel backend is OpenMP (its Linux wheels), the library is built with
+``-fopenmp`` and its ``libgomp.so.1`` resolves to the copy torch has already loaded, so the
+kernels split their rows over torch's own thread pool (``torch.get_num_threads()``) with no
+second runtime. Elsewhere they run on one thread.
 
 Without a compiler (or with ``BSNN_BENCH_FUSED=0``) :func:`kernels` returns None and the torch
-loop is used; the first failure is reported once as a warning naming the reason.
+code runs; a failure to build is reported once, as a warning naming the reason.
 """
 
 from __future__ import annotations
@@ -31,7 +40,6 @@ import sys
 import tempfile
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -42,15 +50,16 @@ try:
 except ImportError:  # not POSIX: compiling processes are not serialized
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ENV", "Kernels", "dense_time_major", "kernels"]
+__all__ = ["ENV", "MAX_CHANNELS", "Kernels", "dense_time_major", "kernels"]
 
-#: Set to 0 to use the torch loop everywhere.
+#: Set to 0 to use the torch code everywhere.
 ENV = "BSNN_BENCH_FUSED"
-SOURCE = Path(__file__).with_name("lif.c")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.c", "bn.c"))
 FLAGS = ("-O3", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-std=c11")
-ABI_VERSION = 1
-#: Blocks below this many elements run in one call (a thread hand-off costs ~20 us).
-_SPLIT_MIN = 1 << 16
+#: The most channels bn.c takes (its MAX_C).
+MAX_CHANNELS = 4096
+#: Blocks below this many elements run on one thread (a parallel region costs a few us).
+SPLIT_MIN = 1 << 15
 
 _lock = threading.Lock()
 _loaded: Kernels | None = None
@@ -63,17 +72,31 @@ def _cache_dir() -> Path:
     return root / "kernels"
 
 
-def _compile(source: Path, target: Path) -> None:
-    """Compile ``source`` into ``target`` atomically (a temporary file renamed into place), so
+def _openmp() -> bool:
+    """True if torch runs on OpenMP, whose runtime the kernels can share."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _flags(openmp: bool) -> tuple[str, ...]:
+    return FLAGS + (("-fopenmp",) if openmp else ())
+
+
+def _library_path(flags: tuple[str, ...]) -> Path:
+    digest = hashlib.sha256(b"".join(src.read_bytes() for src in SOURCES)
+                            + " ".join(flags).encode() + sys.platform.encode()).hexdigest()[:16]
+    return _cache_dir() / f"fused-{digest}.so"
+
+
+def _compile(flags: tuple[str, ...], target: Path) -> None:
+    """Compile the sources into ``target`` atomically (a temporary file renamed into place), so
     processes compiling at the same time never load a half-written library."""
     compiler = os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler ({compiler!r} not found; set CC)")
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.stem, suffix=".so.tmp", dir=target.parent)
     os.close(fd)
     try:
-        proc = subprocess.run([compiler, *FLAGS, str(source), "-o", tmp, "-lm"],
+        proc = subprocess.run([compiler, *flags, *map(str, SOURCES), "-o", tmp, "-lm"],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().splitlines()
@@ -84,96 +107,124 @@ def _compile(source: Path, target: Path) -> None:
             os.unlink(tmp)
 
 
-def _library_path() -> Path:
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()
-                            + sys.platform.encode()).hexdigest()[:16]
-    return _cache_dir() / f"lif-{digest}.so"
+def _build(flags: tuple[str, ...]) -> ctypes.CDLL:
+    path = _library_path(flags)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One process compiles; the others (a study's workers) wait for its result.
+        with open(path.parent / ".compile.lock", "w") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                _compile(flags, path)
+    return ctypes.CDLL(str(path))
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
 
 
 class Kernels:
-    """The loaded library: :meth:`forward` and :meth:`backward` on dense ``[T, ...]`` tensors."""
+    """The loaded library, on tensors the callers have checked (:meth:`supports`,
+    :meth:`rows`)."""
 
     _RESET = {"subtract": 0, "zero": 1, "none": 2}
 
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        if lib.lif_abi_version() != ABI_VERSION:
-            raise RuntimeError("stale compiled kernel (ABI version differs)")
+    def __init__(self, lib: ctypes.CDLL, threaded: bool) -> None:
         i64, dbl, int_, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_int, ctypes.c_void_p
-        self._fwd = {}
-        self._bwd = {}
+        self.threaded = threaded
+        self._lif_fwd, self._lif_bwd, self._bn_fwd, self._bn_bwd = {}, {}, {}, {}
+        signatures = {
+            "lif_forward": [ptr, ptr, ptr, i64, i64, int_, dbl, dbl, int_, int_],
+            "lif_backward": [ptr, ptr, ptr, ptr, ptr, i64, i64, int_, dbl, dbl, int_, int_,
+                             int_, dbl],
+            "bn_forward": [ptr, ptr, i64, i64, int_, ptr, ptr, ptr, ptr, dbl, dbl, int_, ptr,
+                           ptr, ptr],
+            "bn_backward": [ptr, ptr, ptr, i64, i64, int_, ptr, ptr, ptr, ptr, ptr],
+        }
+        tables = {"lif_forward": self._lif_fwd, "lif_backward": self._lif_bwd,
+                  "bn_forward": self._bn_fwd, "bn_backward": self._bn_bwd}
         for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
-            f = getattr(lib, f"lif_forward_{suffix}")
-            f.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, dbl, dbl, int_, int_]
-            f.restype = None
-            b = getattr(lib, f"lif_backward_{suffix}")
-            b.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, dbl, dbl, int_, int_,
-                          int_, dbl]
-            b.restype = None
-            self._fwd[dtype], self._bwd[dtype] = f, b
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid = 0
-        self._pool_size = 0
+            for name, argtypes in signatures.items():
+                fn = getattr(lib, f"{name}_{suffix}")
+                fn.argtypes, fn.restype = argtypes, None
+                tables[name][dtype] = fn
 
+    def _chunks(self, elements: int) -> int:
+        if not self.threaded or elements < SPLIT_MIN:
+            return 1
+        return max(1, torch.get_num_threads())
+
+    # -- LIF (lif.c) ----------------------------------------------------------------------
     def supports(self, t: Tensor) -> bool:
-        return t.device.type == "cpu" and t.dtype in self._fwd and dense_time_major(t)
-
-    def _map(self, fn, n: int) -> None:
-        """Run ``fn(begin, end)`` over ``[0, n)``: one call, or chunks on the thread pool."""
-        chunks = min(torch.get_num_threads(), max(1, n // 64))
-        if chunks <= 1:
-            fn(0, n)
-            return
-        pid = os.getpid()
-        if self._pool is None or self._pool_pid != pid or self._pool_size != chunks:
-            # A pool is per process (a forked worker must not reuse its parent's threads).
-            self._pool = ThreadPoolExecutor(max_workers=chunks, thread_name_prefix="bsnn-lif")
-            self._pool_pid, self._pool_size = pid, chunks
-        step = -(-n // chunks)
-        step = -(-step // 16) * 16  # chunk starts on a 64-byte boundary for float32
-        bounds = [(b, min(b + step, n)) for b in range(0, n, step)]
-        futures = [self._pool.submit(fn, b, e) for b, e in bounds[1:]]
-        fn(*bounds[0])
-        for future in futures:
-            future.result()
+        """True if the LIF kernels take ``t [T, ...]`` (CPU, float32/64, dense time-major)."""
+        return t.device.type == "cpu" and t.dtype in self._lif_fwd and dense_time_major(t)
 
     def forward(self, current: Tensor, mem: Tensor, spk: Tensor | None, beta: float,
                 threshold: float, reset: str, fire: bool) -> None:
         """Fill ``mem`` (and ``spk`` when ``fire``) from ``current``; all of one layout."""
         steps = current.shape[0]
-        n = current.numel() // steps if steps else 0
-        f = self._fwd[current.dtype]
-        args = (current.data_ptr(), mem.data_ptr(), spk.data_ptr() if fire else None)
-        code = self._RESET[reset]
-
-        def call(begin: int, end: int) -> None:
-            f(*args, steps, n, begin, end, beta, threshold, code, int(fire))
-
-        self._dispatch(call, steps, n)
+        n = current.numel() // steps
+        self._lif_fwd[current.dtype](current.data_ptr(), mem.data_ptr(),
+                                     _ptr(spk) if fire else None, steps, n,
+                                     self._chunks(steps * n), beta, threshold,
+                                     self._RESET[reset], int(fire))
 
     def backward(self, mem: Tensor, spk: Tensor | None, g_spk: Tensor | None,
                  g_mem: Tensor | None, grad: Tensor, beta: float, threshold: float, reset: str,
                  fire: bool, kind: int, alpha: float) -> None:
         """Fill ``grad`` (dL/dI) from the saved ``mem``/``spk`` and the incoming gradients."""
         steps = mem.shape[0]
-        n = mem.numel() // steps if steps else 0
-        f = self._bwd[mem.dtype]
+        n = mem.numel() // steps
+        self._lif_bwd[mem.dtype](mem.data_ptr(), _ptr(spk), _ptr(g_spk), _ptr(g_mem),
+                                 grad.data_ptr(), steps, n, self._chunks(steps * n), beta,
+                                 threshold, self._RESET[reset], int(fire), kind, alpha)
 
-        def ptr(t: Tensor | None) -> int | None:
-            return None if t is None else t.data_ptr()
+    # -- batch norm on [M, C] rows (bn.c) -------------------------------------------------
+    def rows(self, x: Tensor) -> tuple[int, int] | None:
+        """``(M, C)`` if ``x [N, C, ...]`` lies in memory as M rows of its C channels (2-d
+        contiguous, or channels-last 4-d) on the CPU in a supported dtype, else None."""
+        if x.device.type != "cpu" or x.dtype not in self._bn_fwd or x.numel() == 0 or \
+                x.dim() < 2 or x.shape[1] > MAX_CHANNELS:
+            return None
+        if x.dim() == 2 and x.is_contiguous():
+            return x.shape[0], x.shape[1]
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and \
+                x.stride(1) == 1:
+            return x.numel() // x.shape[1], x.shape[1]
+        return None
 
-        args = (ptr(mem), ptr(spk), ptr(g_spk), ptr(g_mem), ptr(grad))
-        code = self._RESET[reset]
+    def bn_forward(self, x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor | None,
+                   running_var: Tensor | None, momentum: float, eps: float,
+                   shift: bool) -> tuple[Tensor, Tensor]:
+        """``(y, saved)``: the normalized ``x`` in its layout and the ``[4, C]`` per-channel
+        ``(mean, inv_std, G, R)`` the backward needs; updates the running statistics. Every
+        per-channel tensor must be contiguous and of ``x``'s dtype."""
+        rows, channels = self.rows(x)  # type: ignore[misc]
+        chunks = self._chunks(x.numel())
+        y = torch.empty_like(x)
+        saved = x.new_empty(4, channels)
+        consts = x.new_empty(4, channels)
+        ws = torch.empty(chunks, 2, channels, dtype=torch.float64)
+        self._bn_fwd[x.dtype](x.data_ptr(), y.data_ptr(), rows, channels, chunks,
+                              gamma.data_ptr(), beta.data_ptr(), _ptr(running_mean),
+                              _ptr(running_var), momentum, eps, int(shift), saved.data_ptr(),
+                              consts.data_ptr(), ws.data_ptr())
+        return y, saved
 
-        def call(begin: int, end: int) -> None:
-            f(*args, steps, n, begin, end, beta, threshold, code, int(fire), kind, alpha)
-
-        self._dispatch(call, steps, n)
-
-    def _dispatch(self, call, steps: int, n: int) -> None:
-        if steps * n < _SPLIT_MIN:
-            call(0, n)
-        else:
-            self._map(call, n)
+    def bn_backward(self, g: Tensor, x: Tensor, saved: Tensor,
+                    need_x: bool) -> tuple[Tensor | None, Tensor, Tensor]:
+        """``(dx, dgamma, dbeta)``; ``g`` in ``x``'s layout; ``dx`` None unless ``need_x``."""
+        rows, channels = self.rows(x)  # type: ignore[misc]
+        chunks = self._chunks(x.numel())
+        dx = torch.empty_like(x) if need_x else None
+        out = x.new_empty(2, channels)
+        consts = x.new_empty(4, channels)
+        ws = torch.empty(chunks, 2, channels, dtype=torch.float64)
+        self._bn_bwd[x.dtype](g.data_ptr(), x.data_ptr(), _ptr(dx), rows, channels, chunks,
+                              saved.data_ptr(), out[0].data_ptr(), out[1].data_ptr(),
+                              consts.data_ptr(), ws.data_ptr())
+        return dx, out[0], out[1]
 
 
 def dense_time_major(t: Tensor) -> bool:
@@ -204,20 +255,15 @@ def kernels() -> Kernels | None:
         if os.environ.get(ENV, "1") == "0":
             _tried = True
             return None
-        try:
-            path = _library_path()
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # One process compiles; the others (a study's workers) wait for its result.
-                with open(path.parent / ".compile.lock", "w") as lock:
-                    if fcntl is not None:
-                        fcntl.flock(lock, fcntl.LOCK_EX)
-                    if not path.exists():
-                        _compile(SOURCE, path)
-            _loaded = Kernels(ctypes.CDLL(str(path)))
-        except (OSError, RuntimeError) as exc:
-            warnings.warn(f"fused CPU LIF kernel unavailable, using the torch loop: {exc}",
+        errors = []
+        for openmp in ((True, False) if _openmp() else (False,)):
+            try:
+                _loaded = Kernels(_build(_flags(openmp)), threaded=openmp)
+                break
+            except (OSError, RuntimeError, AttributeError) as exc:
+                errors.append(str(exc))
+        if _loaded is None:
+            warnings.warn(f"fused CPU kernels unavailable, using the torch code: {errors[-1]}",
                           RuntimeWarning, stacklevel=2)
-            _loaded = None
         _tried = True
         return _loaded

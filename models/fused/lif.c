@@ -1,8 +1,9 @@
 /* The LIF recurrence over a time-major [T, N] block, forward and backward, in one pass each.
  *
  * Loaded by models/fused/__init__.py with ctypes; the Python side checks shapes, dtypes and
- * layouts and splits N into chunks for threads. Every pointer is to T * N elements laid out as
- * t * N + i; the caller passes the chunk [begin, end) of i.
+ * layouts. Every pointer is to T * N elements laid out as t * N + i. The N elements are split
+ * into `chunks` pieces, one per OpenMP thread (where compiled with OpenMP: the runtime torch
+ * already loaded); elements are independent, so the split changes no result.
  *
  * Forward (the same operations, in the same order, as the torch loop in models/neurons.py, so
  * float results are bit-equal):
@@ -33,6 +34,12 @@
 /* Elements per tile: every step of a tile runs before the next tile, so the previous step's
  * membrane, spikes and gradient are read back from L1, not from memory. */
 #define TILE 1024
+
+/* Elements of chunk k of `chunks`: [k * step, (k + 1) * step), starts on 64-byte boundaries. */
+static inline int64_t chunk_step(int64_t n, int chunks) {
+    int64_t step = (n + chunks - 1) / chunks;
+    return (step + 15) / 16 * 16;
+}
 
 enum { RESET_SUBTRACT = 0, RESET_ZERO = 1, RESET_NONE = 2 };
 enum {
@@ -78,11 +85,21 @@ static inline void NAME##_tile(const REAL *cur, REAL *mem, REAL *spk, int64_t T,
         FORWARD_LOOP(REAL, up[i] * beta + c[i])                                                \
     }                                                                                          \
 }                                                                                              \
-CLONES void NAME(const REAL *cur, REAL *mem, REAL *spk, int64_t T, int64_t N, int64_t begin,  \
-                 int64_t end, double beta_d, double theta_d, int reset, int fire) {           \
+CLONES static void NAME##_range(const REAL *cur, REAL *mem, REAL *spk, int64_t T, int64_t N, \
+                                int64_t begin, int64_t end, double beta_d, double theta_d,     \
+                                int reset, int fire) {                                         \
     for (int64_t i = begin; i < end; i += TILE)                                                \
         NAME##_tile(cur, mem, spk, T, N, i, i + TILE < end ? i + TILE : end, (REAL)beta_d,     \
                     (REAL)theta_d, reset, fire);                                               \
+}                                                                                              \
+void NAME(const REAL *cur, REAL *mem, REAL *spk, int64_t T, int64_t N, int chunks,            \
+          double beta_d, double theta_d, int reset, int fire) {                               \
+    const int64_t step = chunk_step(N, chunks);                                                \
+    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
+    for (int k = 0; k < chunks; ++k) {                                                         \
+        const int64_t b = k * step, e = b + step < N ? b + step : N;                           \
+        if (b < e) NAME##_range(cur, mem, spk, T, N, b, e, beta_d, theta_d, reset, fire);      \
+    }                                                                                          \
 }
 
 FORWARD(lif_forward_f32, float)
@@ -146,12 +163,24 @@ static inline void NAME##_tile(const REAL *mem, const REAL *spk, const REAL *g_s
         break;                                                                                 \
     }                                                                                          \
 }                                                                                              \
-CLONES void NAME(const REAL *mem, const REAL *spk, const REAL *g_spk, const REAL *g_mem,      \
-                 REAL *grad, int64_t T, int64_t N, int64_t begin, int64_t end, double beta_d,  \
-                 double theta_d, int reset, int fire, int kind, double alpha_d) {             \
+CLONES static void NAME##_range(const REAL *mem, const REAL *spk, const REAL *g_spk,          \
+                                const REAL *g_mem, REAL *grad, int64_t T, int64_t N,           \
+                                int64_t begin, int64_t end, double beta_d, double theta_d,     \
+                                int reset, int fire, int kind, double alpha_d) {               \
     for (int64_t i = begin; i < end; i += TILE)                                                \
         NAME##_tile(mem, spk, g_spk, g_mem, grad, T, N, i, i + TILE < end ? i + TILE : end,    \
                     beta_d, theta_d, reset, fire, kind, alpha_d);                              \
+}                                                                                              \
+void NAME(const REAL *mem, const REAL *spk, const REAL *g_spk, const REAL *g_mem, REAL *grad, \
+          int64_t T, int64_t N, int chunks, double beta_d, double theta_d, int reset,         \
+          int fire, int kind, double alpha_d) {                                               \
+    const int64_t step = chunk_step(N, chunks);                                                \
+    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
+    for (int k = 0; k < chunks; ++k) {                                                         \
+        const int64_t b = k * step, e = b + step < N ? b + step : N;                           \
+        if (b < e) NAME##_range(mem, spk, g_spk, g_mem, grad, T, N, b, e, beta_d, theta_d,     \
+                                reset, fire, kind, alpha_d);                                   \
+    }                                                                                          \
 }
 
 BACKWARD(lif_backward_f32, float, expf)
