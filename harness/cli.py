@@ -23,6 +23,7 @@ from harness.errors import (
     EXIT_SIGINT,
     EXIT_USER_ERROR,
     UserError,
+    print_error,
     traceback_note,
 )
 
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, TrickError) as exc:
         if debug:
             traceback.print_exc()
-        _error(str(exc))
+        print_error(str(exc))
         return int(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         print("bsnn-bench: interrupted", file=sys.stderr)
@@ -104,17 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         storage = describe_failure(exc, getattr(args, "db", None))
         if storage is not None:
-            _error(storage)
+            print_error(storage)
         else:
-            _error(f"internal error: {type(exc).__name__}: {_first_line(exc)} "
+            print_error(f"internal error: {type(exc).__name__}: {_first_line(exc)} "
                    f"({traceback_note(exc, debug)})")
         return EXIT_INTERNAL
-
-
-def _error(message: str) -> None:
-    # One line, whatever the message holds (a database's multi-line error text).
-    text = " ".join(message.split("\n"))
-    print(f"bsnn-bench: error: {text}", file=sys.stderr)
 
 
 def _first_line(exc: BaseException) -> str:

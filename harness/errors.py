@@ -93,6 +93,16 @@ class RecordingError(UserError):
     message names the file."""
 
 
+def print_error(message: str) -> None:
+    """``bsnn-bench: error: <message>`` on stderr as one line (newlines in ``message``, such as
+    a database's error text, become spaces), in one write: a study's workers share the
+    command's stderr, and print()'s two writes (text, then newline) of two processes can
+    interleave into one line."""
+    text = " ".join(message.split("\n"))
+    sys.stderr.write(f"bsnn-bench: error: {text}\n")
+    sys.stderr.flush()
+
+
 #: Set to 1 to print the traceback of an internal error (as ``--debug`` does).
 DEBUG_ENV = "BSNN_BENCH_DEBUG"
 

@@ -105,12 +105,12 @@ def _worker_entry(opts: WorkerOptions, env: dict[str, str] | None = None,
     try:
         code = worker_main(opts)
     except Exception as exc:  # noqa: BLE001 - one line, as the command itself says it
-        from harness.errors import traceback_note
+        from harness.errors import print_error, traceback_note
         from harness.store.failures import describe_failure
 
         what = describe_failure(exc, opts.url) or (
             f"internal error: {type(exc).__name__}: {exc} ({traceback_note(exc)})")
-        print(f"bsnn-bench: error: worker {os.getpid()}: {what}", file=sys.stderr)
+        print_error(f"worker {os.getpid()}: {what}")
         code = EXIT_INTERNAL
     # Everything is committed by now; skipping interpreter teardown (torch, Lightning) saves
     # seconds per worker at the end of every study.
