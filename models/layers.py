@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models import fused
 from models.quantizers import WeightQuantizer
 
 __all__ = [
@@ -154,6 +155,32 @@ class SynapticLinear(_Synaptic):
                 + (f", out_scale={self.out_scale:.4g}" if self.out_scale != 1.0 else ""))
 
 
+class _MaxPool2(torch.autograd.Function):
+    """``F.max_pool2d(x, 2)`` of a channels-last CPU map through the fused kernel
+    (:mod:`models.fused`): the same outputs and gradients, less memory traffic."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        y, where = fused.kernels().maxpool2(x)
+        ctx.save_for_backward(where)
+        ctx.shape = x.shape
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
+        (where,) = ctx.saved_tensors
+        return fused.kernels().maxpool2_grad(g, where, ctx.shape)
+
+
+def _max_pool(x: Tensor, size: int) -> Tensor:
+    if size == 2 and x.device.type == "cpu":
+        kernels = fused.kernels()
+        if kernels is not None and kernels.pools(x):
+            return _MaxPool2.apply(x)
+    return F.max_pool2d(x, size)
+
+
 class TimePool(nn.Module):
     """2x2 max or average pooling, time folded into the batch."""
 
@@ -164,7 +191,7 @@ class TimePool(nn.Module):
         self.kind, self.size = kind, size
 
     def forward(self, x: Tensor) -> Tensor:
-        pool = F.max_pool2d if self.kind == "max" else F.avg_pool2d
+        pool = _max_pool if self.kind == "max" else F.avg_pool2d
         return pool(x.flatten(0, 1), self.size).unflatten(0, x.shape[:2])
 
     def extra_repr(self) -> str:

@@ -1,0 +1,94 @@
+/* 2x2 max pooling, stride 2, no padding (floor), on channels-last maps [N, H, W, C], forward and
+ * backward, the way torch's CPU kernel does it: the first maximal element of the window in scan
+ * order (row by row) wins, NaN counts as maximal. The window position (0..3) is kept as one
+ * byte per output instead of torch's int64 index. Loaded by models/fused/__init__.py; rows of
+ * the output (n, oh) are split into `chunks` pieces, one per OpenMP thread.
+ *
+ * Backward writes every element of dx once: g at a window's winning position, 0 elsewhere
+ * (including the last row/column of an odd H/W, which no window covers).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
+#define POOL(SUFFIX, REAL)                                                                     \
+CLONES static void pool_rows_##SUFFIX(const REAL *restrict x, REAL *restrict y,                \
+                                      uint8_t *restrict idx, int64_t H, int64_t W, int64_t C, \
+                                      int64_t OH, int64_t OW, int64_t r0, int64_t r1) {       \
+    for (int64_t r = r0; r < r1; ++r) {                                                        \
+        const int64_t n = r / OH, oh = r % OH;                                                 \
+        const REAL *top = x + ((n * H + 2 * oh) * W) * C, *bot = top + W * C;                  \
+        REAL *out = y + r * OW * C;                                                            \
+        uint8_t *at = idx + r * OW * C;                                                        \
+        for (int64_t ow = 0; ow < OW; ++ow) {                                                  \
+            const REAL *a = top + 2 * ow * C, *b = a + C, *c2 = bot + 2 * ow * C, *d = c2 + C; \
+            REAL *o = out + ow * C;                                                            \
+            uint8_t *k = at + ow * C;                                                          \
+            for (int64_t c = 0; c < C; ++c) {                                                  \
+                REAL best = a[c];                                                              \
+                uint8_t where = 0;                                                             \
+                if (b[c] > best || isnan(b[c])) { best = b[c]; where = 1; }                    \
+                if (c2[c] > best || isnan(c2[c])) { best = c2[c]; where = 2; }                 \
+                if (d[c] > best || isnan(d[c])) { best = d[c]; where = 3; }                    \
+                o[c] = best;                                                                   \
+                k[c] = where;                                                                  \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+CLONES static void unpool_rows_##SUFFIX(const REAL *restrict g, const uint8_t *restrict idx,   \
+                                        REAL *restrict dx, int64_t H, int64_t W, int64_t C,   \
+                                        int64_t OH, int64_t OW, int64_t r0, int64_t r1) {     \
+    for (int64_t r = r0; r < r1; ++r) {                                                        \
+        const int64_t n = r / OH, oh = r % OH;                                                 \
+        REAL *top = dx + ((n * H + 2 * oh) * W) * C, *bot = top + W * C;                       \
+        const REAL *gr = g + r * OW * C;                                                       \
+        const uint8_t *at = idx + r * OW * C;                                                  \
+        for (int64_t ow = 0; ow < OW; ++ow) {                                                  \
+            REAL *a = top + 2 * ow * C, *b = a + C, *c2 = bot + 2 * ow * C, *d = c2 + C;       \
+            const REAL *gv = gr + ow * C;                                                      \
+            const uint8_t *k = at + ow * C;                                                    \
+            for (int64_t c = 0; c < C; ++c) {                                                  \
+                a[c] = k[c] == 0 ? gv[c] : (REAL)0;                                            \
+                b[c] = k[c] == 1 ? gv[c] : (REAL)0;                                            \
+                c2[c] = k[c] == 2 ? gv[c] : (REAL)0;                                           \
+                d[c] = k[c] == 3 ? gv[c] : (REAL)0;                                            \
+            }                                                                                  \
+        }                                                                                      \
+        if (W > 2 * OW) { /* the uncovered last column of both rows */                         \
+            memset(top + 2 * OW * C, 0, (size_t)C * sizeof(REAL));                             \
+            memset(bot + 2 * OW * C, 0, (size_t)C * sizeof(REAL));                             \
+        }                                                                                      \
+        if (H > 2 * OH && oh == OH - 1) /* the uncovered last row */                           \
+            memset(bot + W * C, 0, (size_t)(W * C) * sizeof(REAL));                            \
+    }                                                                                          \
+}                                                                                              \
+void maxpool2_forward_##SUFFIX(const REAL *x, REAL *y, uint8_t *idx, int64_t N, int64_t H,     \
+                               int64_t W, int64_t C, int chunks) {                            \
+    const int64_t OH = H / 2, OW = W / 2, rows = N * OH;                                       \
+    const int64_t step = (rows + chunks - 1) / chunks;                                         \
+    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
+    for (int k = 0; k < chunks; ++k) {                                                         \
+        const int64_t r0 = k * step, r1 = r0 + step < rows ? r0 + step : rows;                 \
+        if (r0 < r1) pool_rows_##SUFFIX(x, y, idx, H, W, C, OH, OW, r0, r1);                   \
+    }                                                                                          \
+}                                                                                              \
+void maxpool2_backward_##SUFFIX(const REAL *g, const uint8_t *idx, REAL *dx, int64_t N,        \
+                                int64_t H, int64_t W, int64_t C, int chunks) {                \
+    const int64_t OH = H / 2, OW = W / 2, rows = N * OH;                                       \
+    const int64_t step = (rows + chunks - 1) / chunks;                                         \
+    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
+    for (int k = 0; k < chunks; ++k) {                                                         \
+        const int64_t r0 = k * step, r1 = r0 + step < rows ? r0 + step : rows;                 \
+        if (r0 < r1) unpool_rows_##SUFFIX(g, idx, dx, H, W, C, OH, OW, r0, r1);                \
+    }                                                                                          \
+}
+
+POOL(f32, float)
+POOL(f64, double)
