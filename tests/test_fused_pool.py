@@ -43,6 +43,19 @@ def test_spike_maps_equal_torch_exactly(dtype, hw) -> None:
     assert ga.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("channels", [16, 32, 48, 64, 128])
+def test_every_channel_loop_of_the_kernel(channels, monkeypatch) -> None:
+    """The kernel unrolls its channel loop for 16, 32, 64 and 128 channels and keeps a generic
+    loop for the rest: each equals torch (16 is below the size the layer hands it, so the
+    threshold is lowered here)."""
+    monkeypatch.setattr(fused, "POOL_MIN_CHANNELS", 1)
+    torch.manual_seed(channels)
+    x = _cl((torch.rand(4, channels, 7, 6) < 0.3).float())
+    assert fused.kernels().pools(x)
+    ya, yb, ga, gb = _both(x)
+    assert torch.equal(ya, yb) and torch.equal(ga, gb)
+
+
 def test_ties_and_nan_follow_torch() -> None:
     torch.manual_seed(1)
     x = torch.randn(3, 40, 6, 6).round()  # many ties among small integers

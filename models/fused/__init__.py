@@ -63,9 +63,9 @@ FLAGS = ("-O3", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-st
 #: The most channels bn.c takes (its MAX_C).
 MAX_CHANNELS = 4096
 #: The pooling kernel's inner loop runs over channels and stores one byte per output: below 32
-#: (one AVX2 vector of bytes) it does not vectorize, and torch's kernel is faster (measured:
-#: 16 channels 3.8 against 1.8 ms, 32 channels 0.80 against 0.95 ms, 64 channels 52 against
-#: 108 ms, fwd+bwd at one thread on the digits-dvs and paper-sized maps).
+#: channels it loses to torch's kernel even unrolled for 16 (measured fwd+bwd at one thread on
+#: the digits-dvs maps: 16 channels 2.8 against 1.9 ms, 24 channels 5.8 against 2.6; 32
+#: channels 0.66 against 0.87 ms; paper-sized 64 channels 47 against 100 ms).
 POOL_MIN_CHANNELS = 32
 #: Blocks below this many elements run on one thread (a parallel region costs a few us).
 SPLIT_MIN = 1 << 15
