@@ -63,11 +63,34 @@ def _like(t: Tensor, ref: Tensor) -> Tensor:
     return t if t.stride() == ref.stride() else torch.empty_like(ref).copy_(t)
 
 
+def _forward_loop(current: Tensor, mem: Tensor, spk: Tensor, beta: float, threshold: float,
+                  reset: str, fire: bool) -> None:
+    """The forward recurrence in torch ops, step by step, into ``mem`` (and ``spk``)."""
+    prev_u: Tensor | None = None
+    for t in range(current.shape[0]):
+        u = mem[t]
+        if prev_u is None:
+            # U_0 = 0: beta * 0 + I_1, and no reset yet.
+            u.copy_(current[t])
+        else:
+            s_prev = spk[t - 1] if fire else None
+            if reset == "zero" and s_prev is not None:
+                torch.mul(prev_u, 1 - s_prev, out=u)
+                u.mul_(beta)
+            else:
+                torch.mul(prev_u, beta, out=u)
+            u.add_(current[t])
+            if reset == "subtract" and s_prev is not None:
+                u.sub_(s_prev, alpha=threshold)
+        if fire:
+            torch.gt(u, threshold, out=spk[t])
+        prev_u = u
+
+
 class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current: Tensor, beta: float, threshold: float, reset: str,
                 fn: SpikeFunction, fire: bool) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        steps = current.shape[0]
         mem = torch.empty_like(current)
         spk = torch.empty_like(current) if fire else current.new_zeros(())
         kernels = fused.kernels() if current.device.type == "cpu" else None
@@ -75,26 +98,8 @@ class _LIFSequence(torch.autograd.Function):
             current.stride()
         if ctx.fused:
             kernels.forward(current, mem, spk if fire else None, beta, threshold, reset, fire)
-            steps = 0  # the loop below has nothing left to do
-        prev_u: Tensor | None = None
-        for t in range(steps):
-            u = mem[t]
-            if prev_u is None:
-                # U_0 = 0: beta * 0 + I_1, and no reset yet.
-                u.copy_(current[t])
-            else:
-                s_prev = spk[t - 1] if fire else None
-                if reset == "zero" and s_prev is not None:
-                    torch.mul(prev_u, 1 - s_prev, out=u)
-                    u.mul_(beta)
-                else:
-                    torch.mul(prev_u, beta, out=u)
-                u.add_(current[t])
-                if reset == "subtract" and s_prev is not None:
-                    u.sub_(s_prev, alpha=threshold)
-            if fire:
-                torch.gt(u, threshold, out=spk[t])
-            prev_u = u
+        else:
+            _forward_loop(current, mem, spk, beta, threshold, reset, fire)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(mem, spk if fire else mem.new_zeros(()))
         ctx.beta, ctx.threshold, ctx.reset, ctx.fn, ctx.fire = beta, threshold, reset, fn, fire

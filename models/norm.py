@@ -27,6 +27,11 @@ statistics kernel, the forward is one pass ``y = x * s + (beta - mean * s)``, an
 torch's batch-norm backward kernel with its two per-channel constants chosen so that it computes
 the straight-through gradient of the composed formula (derivation in the class). The composed
 formula (:meth:`TemporalBatchNorm._shift`), which ``tebn`` and evaluation keep, is its reference.
+
+On the CPU, training BN of both kinds of scale (float and shift ``on``) on channels-last maps and
+FC features runs instead through :class:`_RowBatchNorm`, the fused C kernels of
+:mod:`models.fused` (one call each way, statistics in one pass); :class:`_ShiftBatchNorm` and
+``F.batch_norm`` remain for other devices and layouts and where no kernel could be compiled.
 """
 
 from __future__ import annotations
