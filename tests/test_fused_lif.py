@@ -198,3 +198,27 @@ def test_turned_off_or_without_a_compiler_the_torch_loop_runs(tmp_path) -> None:
     assert none.returncode == 0, none.stderr
     assert "kernels False" in none.stdout and "grad torch.Size([4, 3])" in none.stdout
     assert "fused CPU kernels unavailable" in none.stderr and "no-such-cc" in none.stderr
+
+
+def test_processes_compiling_at_once_share_one_build_and_a_damaged_one_is_rebuilt(
+        tmp_path) -> None:
+    """Two processes with an empty kernel cache start together: both get the kernels, from one
+    library file (the lock and the atomic rename); a cached file that does not load is compiled
+    again instead of turning the kernels off."""
+    code = ("from models import fused\n"
+            "k = fused.kernels()\n"
+            "print('kernels', k is not None)\n")
+    env = {**os.environ, "BSNN_CACHE_DIR": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for proc, (out, err) in zip(procs, outs):
+        assert proc.returncode == 0 and "kernels True" in out, err
+    built = sorted((tmp_path / "kernels").glob("fused-*.so"))
+    assert len(built) == 1
+    assert not list((tmp_path / "kernels").glob("*.tmp"))
+    built[0].write_bytes(b"not a shared library")
+    again = _python(code, {"BSNN_CACHE_DIR": str(tmp_path)})
+    assert again.returncode == 0 and "kernels True" in again.stdout, again.stderr
+    assert "unavailable" not in again.stderr
+    assert built[0].read_bytes() != b"not a shared library"

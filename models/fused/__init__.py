@@ -122,15 +122,24 @@ def _compile(flags: tuple[str, ...], target: Path) -> None:
 
 
 def _build(flags: tuple[str, ...]) -> ctypes.CDLL:
+    """Load the library for ``flags``, compiling it first where the cache lacks it. A cached
+    file that does not load (damaged, or left by a host the name does not tell apart) is
+    compiled again once, in place."""
     path = _library_path(flags)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One process compiles; the others (a study's workers) wait for its result.
-        with open(path.parent / ".compile.lock", "w") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            if not path.exists():
-                _compile(flags, path)
+    if path.exists():
+        try:
+            return ctypes.CDLL(str(path))
+        except OSError:
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One process compiles; the others (a study's workers) wait for its result, then load it.
+    with open(path.parent / ".compile.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return ctypes.CDLL(str(path))  # another process compiled it while we waited
+        except OSError:
+            _compile(flags, path)
     return ctypes.CDLL(str(path))
 
 
