@@ -4,8 +4,9 @@
  * byte per output instead of torch's int64 index. Loaded by models/fused/__init__.py; rows of
  * the output (n, oh) are split into `chunks` pieces, one per OpenMP thread.
  *
- * Backward writes every element of dx once: g at a window's winning position, 0 elsewhere
- * (including the last row/column of an odd H/W, which no window covers).
+ * Backward zeroes each pair of rows (and an odd H's last row) with memset, then stores each
+ * window's gradient at its winning position: 0 elsewhere, including the last row/column of an
+ * odd H/W, which no window covers.
  */
 #include <math.h>
 #include <stdint.h>
@@ -47,28 +48,22 @@ static inline __attribute__((always_inline)) void unpool_rows_##SUFFIX(         
                                         const REAL *restrict g, const uint8_t *restrict idx,   \
                                         REAL *restrict dx, int64_t H, int64_t W, int64_t C,   \
                                         int64_t OH, int64_t OW, int64_t r0, int64_t r1) {     \
+    const int64_t off[4] = {0, C, W * C, W * C + C};                                           \
     for (int64_t r = r0; r < r1; ++r) {                                                        \
         const int64_t n = r / OH, oh = r % OH;                                                 \
-        REAL *top = dx + ((n * H + 2 * oh) * W) * C, *bot = top + W * C;                       \
+        REAL *top = dx + ((n * H + 2 * oh) * W) * C;                                           \
+        /* both rows (and the uncovered last row under the last window row) zeroed, then each \
+         * window's gradient stored at its winning position */                                 \
+        const int64_t rows = (H > 2 * OH && oh == OH - 1) ? 3 : 2;                             \
+        memset(top, 0, (size_t)(rows * W * C) * sizeof(REAL));                                 \
         const REAL *gr = g + r * OW * C;                                                       \
         const uint8_t *at = idx + r * OW * C;                                                  \
         for (int64_t ow = 0; ow < OW; ++ow) {                                                  \
-            REAL *a = top + 2 * ow * C, *b = a + C, *c2 = bot + 2 * ow * C, *d = c2 + C;       \
+            REAL *a = top + 2 * ow * C;                                                        \
             const REAL *gv = gr + ow * C;                                                      \
             const uint8_t *k = at + ow * C;                                                    \
-            for (int64_t c = 0; c < C; ++c) {                                                  \
-                a[c] = k[c] == 0 ? gv[c] : (REAL)0;                                            \
-                b[c] = k[c] == 1 ? gv[c] : (REAL)0;                                            \
-                c2[c] = k[c] == 2 ? gv[c] : (REAL)0;                                           \
-                d[c] = k[c] == 3 ? gv[c] : (REAL)0;                                            \
-            }                                                                                  \
+            for (int64_t c = 0; c < C; ++c) a[c + off[k[c]]] = gv[c];                          \
         }                                                                                      \
-        if (W > 2 * OW) { /* the uncovered last column of both rows */                         \
-            memset(top + 2 * OW * C, 0, (size_t)C * sizeof(REAL));                             \
-            memset(bot + 2 * OW * C, 0, (size_t)C * sizeof(REAL));                             \
-        }                                                                                      \
-        if (H > 2 * OH && oh == OH - 1) /* the uncovered last row */                           \
-            memset(bot + W * C, 0, (size_t)(W * C) * sizeof(REAL));                            \
     }                                                                                          \
 }                                                                                              \
 /* The channel loop with C known at compile time for the common widths: unrolled, no per-window \
