@@ -58,11 +58,6 @@ _KERNEL_SURROGATE = {ATan: 0, Rectangle: 1, Sigmoid: 2, FastSigmoid: 3, Triangle
                      PiecewiseExp: 6, STE: 7}
 
 
-def _like(t: Tensor, ref: Tensor) -> Tensor:
-    """``t`` with ``ref``'s strides (the fused kernel indexes every operand alike)."""
-    return t if t.stride() == ref.stride() else torch.empty_like(ref).copy_(t)
-
-
 def _forward_loop(current: Tensor, mem: Tensor, spk: Tensor, beta: float, threshold: float,
                   reset: str, fire: bool) -> None:
     """The forward recurrence in torch ops, step by step, into ``mem`` (and ``spk``)."""
@@ -115,10 +110,11 @@ class _LIFSequence(torch.autograd.Function):
         grad = torch.empty_like(mem)
         kind = _KERNEL_SURROGATE.get(type(fn))
         if ctx.fused and (kind is not None or not use_spk):
-            fused.kernels().backward(
-                mem, spk if fire else None, _like(g_spk, mem) if use_spk else None,
-                None if g_mem is None else _like(g_mem, mem), grad, beta, ctx.threshold,
-                reset, fire, 0 if kind is None else kind, fn.alpha)
+            g_s = fused.in_layout_of(g_spk, mem) if use_spk else None
+            g_m = None if g_mem is None else fused.in_layout_of(g_mem, mem)
+            fused.kernels().backward(mem, spk if fire else None, g_s, g_m, grad, beta,
+                                     ctx.threshold, reset, fire, 0 if kind is None else kind,
+                                     fn.alpha)
             return grad, None, None, None, None, None
         # Step by step from the end, so each step's temporaries stay in cache (a [T, ...]
         # tensor of the paper-sized net is far larger than L3). Grads are not materialized

@@ -145,8 +145,7 @@ class _RowBatchNorm(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):  # type: ignore[override]
         x, saved = ctx.saved_tensors
-        if g.stride() != x.stride():
-            g = torch.empty_like(x).copy_(g)
+        g = fused.in_layout_of(g, x)
         need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
         gx, g_gamma, g_beta = fused.kernels().bn_backward(g, x, saved, need_x)
         return (gx, g_gamma if need_gamma else None, g_beta if need_beta else None,

@@ -47,6 +47,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -56,16 +57,20 @@ try:
 except ImportError:  # not POSIX: compiling processes are not serialized
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ENV", "MAX_CHANNELS", "Kernels", "dense_time_major", "kernels"]
+__all__ = ["ENV", "MAX_CHANNELS", "Kernels", "dense_time_major", "in_layout_of", "kernels"]
 
 #: Set to 0 to use the torch code everywhere.
 ENV = "BSNN_BENCH_FUSED"
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.c", "bn.c", "pool.c"))
+#: Included by the sources: part of the library's name too.
+HEADERS = (Path(__file__).with_name("fused.h"),)
 FLAGS = ("-O3", "-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-std=c11")
 #: The most channels bn.c takes (its MAX_C).
 MAX_CHANNELS = 4096
 #: Blocks below this many elements run on one thread (a parallel region costs a few us).
 SPLIT_MIN = 1 << 15
+#: The dtypes the kernels take, with the suffix of their C functions.
+_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 
 _lock = threading.Lock()
 _loaded: Kernels | None = None
@@ -73,6 +78,7 @@ _tried = False
 
 
 def _cache_dir() -> Path:
+    # harness.data.cache.cache_dir's rule, restated: models does not import the harness.
     env = os.environ.get("BSNN_CACHE_DIR")
     root = Path(env).expanduser() if env else Path.home() / ".cache" / "bsnn-bench"
     return root / "kernels"
@@ -93,7 +99,7 @@ def _library_path(flags: tuple[str, ...]) -> Path:
     home directory) keeps one library per kind instead of loading a foreign one."""
     host = (sys.platform, platform.machine(), *platform.libc_ver(),
             os.environ.get("CC") or "cc")
-    digest = hashlib.sha256(b"".join(src.read_bytes() for src in SOURCES)
+    digest = hashlib.sha256(b"".join(src.read_bytes() for src in SOURCES + HEADERS)
                             + repr((flags, host)).encode()).hexdigest()[:16]
     return _cache_dir() / f"fused-{digest}.so"
 
@@ -144,6 +150,12 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def in_layout_of(t: Tensor, ref: Tensor) -> Tensor:
+    """``t`` with ``ref``'s strides, copied only if it has others: the kernels index every
+    operand alike, and an incoming gradient may come in another layout (or expanded, stride 0)."""
+    return t if t.stride() == ref.stride() else torch.empty_like(ref).copy_(t)
+
+
 class Kernels:
     """The loaded library, on tensors the callers have checked (:meth:`supports`,
     :meth:`rows`)."""
@@ -153,7 +165,6 @@ class Kernels:
     def __init__(self, lib: ctypes.CDLL, threaded: bool) -> None:
         i64, dbl, int_, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_int, ctypes.c_void_p
         self.threaded = threaded
-        self._lif_fwd, self._lif_bwd, self._bn_fwd, self._bn_bwd = {}, {}, {}, {}
         signatures = {
             "lif_forward": [ptr, ptr, ptr, i64, i64, int_, dbl, dbl, int_, int_],
             "lif_backward": [ptr, ptr, ptr, ptr, ptr, i64, i64, int_, dbl, dbl, int_, int_,
@@ -164,15 +175,14 @@ class Kernels:
             "maxpool2_forward": [ptr, ptr, ptr, i64, i64, i64, i64, int_],
             "maxpool2_backward": [ptr, ptr, ptr, i64, i64, i64, i64, int_],
         }
-        self._pool_fwd, self._pool_bwd = {}, {}
-        tables = {"lif_forward": self._lif_fwd, "lif_backward": self._lif_bwd,
-                  "bn_forward": self._bn_fwd, "bn_backward": self._bn_bwd,
-                  "maxpool2_forward": self._pool_fwd, "maxpool2_backward": self._pool_bwd}
-        for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
-            for name, argtypes in signatures.items():
+        #: ``self._fn[name][dtype]``: the C function ``<name>_f32`` / ``<name>_f64``.
+        self._fn: dict[str, dict[torch.dtype, Any]] = {}
+        for name, argtypes in signatures.items():
+            self._fn[name] = {}
+            for dtype, suffix in _DTYPES.items():
                 fn = getattr(lib, f"{name}_{suffix}")
                 fn.argtypes, fn.restype = argtypes, None
-                tables[name][dtype] = fn
+                self._fn[name][dtype] = fn
 
     def _chunks(self, elements: int) -> int:
         if not self.threaded or elements < SPLIT_MIN:
@@ -182,17 +192,16 @@ class Kernels:
     # -- LIF (lif.c) ----------------------------------------------------------------------
     def supports(self, t: Tensor) -> bool:
         """True if the LIF kernels take ``t [T, ...]`` (CPU, float32/64, dense time-major)."""
-        return t.device.type == "cpu" and t.dtype in self._lif_fwd and dense_time_major(t)
+        return t.device.type == "cpu" and t.dtype in _DTYPES and dense_time_major(t)
 
     def forward(self, current: Tensor, mem: Tensor, spk: Tensor | None, beta: float,
                 threshold: float, reset: str, fire: bool) -> None:
         """Fill ``mem`` (and ``spk`` when ``fire``) from ``current``; all of one layout."""
         steps = current.shape[0]
         n = current.numel() // steps
-        self._lif_fwd[current.dtype](current.data_ptr(), mem.data_ptr(),
-                                     _ptr(spk) if fire else None, steps, n,
-                                     self._chunks(steps * n), beta, threshold,
-                                     self._RESET[reset], int(fire))
+        self._fn["lif_forward"][current.dtype](
+            current.data_ptr(), mem.data_ptr(), _ptr(spk) if fire else None, steps, n,
+            self._chunks(steps * n), beta, threshold, self._RESET[reset], int(fire))
 
     def backward(self, mem: Tensor, spk: Tensor | None, g_spk: Tensor | None,
                  g_mem: Tensor | None, grad: Tensor, beta: float, threshold: float, reset: str,
@@ -200,15 +209,15 @@ class Kernels:
         """Fill ``grad`` (dL/dI) from the saved ``mem``/``spk`` and the incoming gradients."""
         steps = mem.shape[0]
         n = mem.numel() // steps
-        self._lif_bwd[mem.dtype](mem.data_ptr(), _ptr(spk), _ptr(g_spk), _ptr(g_mem),
-                                 grad.data_ptr(), steps, n, self._chunks(steps * n), beta,
-                                 threshold, self._RESET[reset], int(fire), kind, alpha)
+        self._fn["lif_backward"][mem.dtype](
+            mem.data_ptr(), _ptr(spk), _ptr(g_spk), _ptr(g_mem), grad.data_ptr(), steps, n,
+            self._chunks(steps * n), beta, threshold, self._RESET[reset], int(fire), kind, alpha)
 
     # -- batch norm on [M, C] rows (bn.c) -------------------------------------------------
     def rows(self, x: Tensor) -> tuple[int, int] | None:
         """``(M, C)`` if ``x [N, C, ...]`` lies in memory as M rows of its C channels (2-d
         contiguous, or channels-last 4-d) on the CPU in a supported dtype, else None."""
-        if x.device.type != "cpu" or x.dtype not in self._bn_fwd or x.numel() == 0 or \
+        if x.device.type != "cpu" or x.dtype not in _DTYPES or x.numel() == 0 or \
                 x.dim() < 2 or x.shape[1] > MAX_CHANNELS:
             return None
         if x.dim() == 2 and x.is_contiguous():
@@ -230,10 +239,10 @@ class Kernels:
         saved = x.new_empty(4, channels)
         consts = x.new_empty(4, channels)
         ws = torch.empty(chunks, 2, channels, dtype=torch.float64)
-        self._bn_fwd[x.dtype](x.data_ptr(), y.data_ptr(), rows, channels, chunks,
-                              gamma.data_ptr(), beta.data_ptr(), _ptr(running_mean),
-                              _ptr(running_var), momentum, eps, int(shift), saved.data_ptr(),
-                              consts.data_ptr(), ws.data_ptr())
+        self._fn["bn_forward"][x.dtype](
+            x.data_ptr(), y.data_ptr(), rows, channels, chunks, gamma.data_ptr(), beta.data_ptr(),
+            _ptr(running_mean), _ptr(running_var), momentum, eps, int(shift), saved.data_ptr(),
+            consts.data_ptr(), ws.data_ptr())
         return y, saved
 
     def bn_backward(self, g: Tensor, x: Tensor, saved: Tensor,
@@ -245,17 +254,16 @@ class Kernels:
         out = x.new_empty(2, channels)
         consts = x.new_empty(4, channels)
         ws = torch.empty(chunks, 2, channels, dtype=torch.float64)
-        self._bn_bwd[x.dtype](g.data_ptr(), x.data_ptr(), _ptr(dx), rows, channels, chunks,
-                              saved.data_ptr(), out[0].data_ptr(), out[1].data_ptr(),
-                              consts.data_ptr(), ws.data_ptr())
+        self._fn["bn_backward"][x.dtype](
+            g.data_ptr(), x.data_ptr(), _ptr(dx), rows, channels, chunks, saved.data_ptr(),
+            out[0].data_ptr(), out[1].data_ptr(), consts.data_ptr(), ws.data_ptr())
         return dx, out[0], out[1]
-
 
     # -- 2x2 max pooling of channels-last maps (pool.c) ------------------------------------
     def pools(self, x: Tensor) -> bool:
         """True if :meth:`maxpool2` takes ``x [N, C, H, W]``: CPU, float32/64, channels-last,
         H and W at least 2."""
-        return (x.device.type == "cpu" and x.dtype in self._pool_fwd and x.dim() == 4
+        return (x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() == 4
                 and x.shape[1] >= 1 and x.shape[2] >= 2 and x.shape[3] >= 2
                 and x.is_contiguous(memory_format=torch.channels_last))
 
@@ -266,8 +274,8 @@ class Kernels:
         y = torch.empty(n, c, h // 2, w // 2, dtype=x.dtype,
                         memory_format=torch.channels_last)
         where = torch.empty(n, h // 2, w // 2, c, dtype=torch.uint8)
-        self._pool_fwd[x.dtype](x.data_ptr(), y.data_ptr(), where.data_ptr(), n, h, w, c,
-                                self._chunks(x.numel()))
+        self._fn["maxpool2_forward"][x.dtype](x.data_ptr(), y.data_ptr(), where.data_ptr(), n, h,
+                                              w, c, self._chunks(x.numel()))
         return y, where
 
     def maxpool2_grad(self, g: Tensor, where: Tensor, shape: torch.Size) -> Tensor:
@@ -275,8 +283,8 @@ class Kernels:
         n, c, h, w = shape
         g = g.contiguous(memory_format=torch.channels_last)
         dx = torch.empty(n, c, h, w, dtype=g.dtype, memory_format=torch.channels_last)
-        self._pool_bwd[g.dtype](g.data_ptr(), where.data_ptr(), dx.data_ptr(), n, h, w, c,
-                                self._chunks(dx.numel()))
+        self._fn["maxpool2_backward"][g.dtype](g.data_ptr(), where.data_ptr(), dx.data_ptr(), n,
+                                               h, w, c, self._chunks(dx.numel()))
         return dx
 
 

@@ -21,19 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
+#include "fused.h"
+
 
 #define ROWS 64
 #define MAX_C 4096
-
-static inline int64_t chunk_step(int64_t n, int chunks) {
-    int64_t step = (n + chunks - 1) / chunks;
-    return (step + 15) / 16 * 16;
-}
 
 #define KERNELS(SUFFIX, REAL, SQRT, FREXP, LDEXP, COPYSIGN)                                     \
 static inline REAL ap2_##SUFFIX(REAL v) {                                                      \
@@ -74,14 +66,10 @@ CLONES static void sums_##SUFFIX(const REAL *restrict x, const REAL *restrict g,
 /* Partial sums of every chunk into ws, then their totals (chunk order) into ws[0]. */         \
 static void reduce_##SUFFIX(const REAL *x, const REAL *g, const REAL *mean, int64_t M,        \
                             int64_t C, int chunks, double *ws) {                              \
-    const int64_t step = chunk_step(M, chunks);                                                \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t b = k * step, e = b + step < M ? b + step : M;                           \
+    FOR_CHUNKS(M,                                                                              \
         double *s1 = ws + (int64_t)k * 2 * C, *s2 = s1 + C;                                    \
         if (b < e) sums_##SUFFIX(x, g, mean, C, b, e, s1, s2);                                 \
-        else for (int64_t c = 0; c < C; ++c) s1[c] = s2[c] = 0;                                \
-    }                                                                                          \
+        else for (int64_t c = 0; c < C; ++c) s1[c] = s2[c] = 0;);                              \
     for (int k = 1; k < chunks; ++k)                                                           \
         for (int64_t c = 0; c < 2 * C; ++c) ws[c] += ws[(int64_t)k * 2 * C + c];               \
 }                                                                                              \
@@ -131,12 +119,7 @@ void bn_forward_##SUFFIX(const REAL *x, REAL *y, int64_t M, int64_t C, int chunk
             running_var[c] = (REAL)(momentum * unbiased + (1 - momentum) * running_var[c]);    \
         }                                                                                      \
     }                                                                                          \
-    const int64_t step = chunk_step(M, chunks);                                                \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t b = k * step, e = b + step < M ? b + step : M;                           \
-        if (b < e) affine_##SUFFIX(x, y, C, b, e, scale, offset);                              \
-    }                                                                                          \
+    FOR_CHUNKS(M, if (b < e) affine_##SUFFIX(x, y, C, b, e, scale, offset););                 \
 }                                                                                              \
 /* dx may be NULL (no input gradient needed); dgamma and dbeta receive C values each. */       \
 void bn_backward_##SUFFIX(const REAL *g, const REAL *x, REAL *dx, int64_t M, int64_t C,       \
@@ -144,23 +127,18 @@ void bn_backward_##SUFFIX(const REAL *g, const REAL *x, REAL *dx, int64_t M, int
                           REAL *consts, double *ws) {                                         \
     const REAL *mean = saved, *inv = saved + C, *G = saved + 2 * C, *R = saved + 3 * C;        \
     reduce_##SUFFIX(x, g, mean, M, C, chunks, ws);                                             \
-    REAL *a = consts, *gmean = consts + C, *b = consts + 2 * C;                                \
+    REAL *a = consts, *gmean = consts + C, *slope = consts + 2 * C;                            \
     const double n = (double)M;                                                                \
     for (int64_t c = 0; c < C; ++c) {                                                          \
         const double sum = ws[c], d = ws[C + c], r = inv[c];                                   \
         a[c] = (REAL)((double)G[c] * (double)R[c]);                                            \
         gmean[c] = (REAL)(sum / n);                                                            \
-        b[c] = (REAL)(-(double)G[c] * r * r * r * d / n);                                      \
+        slope[c] = (REAL)(-(double)G[c] * r * r * r * d / n);                                  \
         dgamma[c] = (REAL)((double)R[c] * d);                                                  \
         dbeta[c] = (REAL)sum;                                                                  \
     }                                                                                          \
     if (dx == NULL) return;                                                                    \
-    const int64_t step = chunk_step(M, chunks);                                                \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t lo = k * step, hi = lo + step < M ? lo + step : M;                       \
-        if (lo < hi) grad_x_##SUFFIX(g, x, dx, C, lo, hi, mean, a, gmean, b);                  \
-    }                                                                                          \
+    FOR_CHUNKS(M, if (b < e) grad_x_##SUFFIX(g, x, dx, C, b, e, mean, a, gmean, slope););       \
 }
 
 KERNELS(f32, float, sqrtf, frexpf, ldexpf, copysignf)

@@ -23,23 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fused.h"
+
 #define PI_D 3.14159265358979323846
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* Elements per tile: every step of a tile runs before the next tile, so the previous step's
  * membrane, spikes and gradient are read back from L1, not from memory. */
 #define TILE 1024
-
-/* Elements of chunk k of `chunks`: [k * step, (k + 1) * step), starts on 64-byte boundaries. */
-static inline int64_t chunk_step(int64_t n, int chunks) {
-    int64_t step = (n + chunks - 1) / chunks;
-    return (step + 15) / 16 * 16;
-}
 
 enum { RESET_SUBTRACT = 0, RESET_ZERO = 1, RESET_NONE = 2 };
 enum {
@@ -52,6 +43,7 @@ enum {
     for (int64_t t = 1; t < T; ++t) {                                                          \
         const REAL *c = cur + t * N, *up = mem + (t - 1) * N;                                  \
         const REAL *sp = spk + (t - 1) * N;                                                    \
+        (void)sp; /* unused by the update without reset */                                     \
         REAL *u = mem + t * N, *s = spk + t * N;                                               \
         for (int64_t i = begin; i < end; ++i) {                                                \
             const REAL v = UPDATE;                                                             \
@@ -94,12 +86,8 @@ CLONES static void NAME##_range(const REAL *cur, REAL *mem, REAL *spk, int64_t T
 }                                                                                              \
 void NAME(const REAL *cur, REAL *mem, REAL *spk, int64_t T, int64_t N, int chunks,            \
           double beta_d, double theta_d, int reset, int fire) {                               \
-    const int64_t step = chunk_step(N, chunks);                                                \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t b = k * step, e = b + step < N ? b + step : N;                           \
-        if (b < e) NAME##_range(cur, mem, spk, T, N, b, e, beta_d, theta_d, reset, fire);      \
-    }                                                                                          \
+    FOR_CHUNKS(N, if (b < e) NAME##_range(cur, mem, spk, T, N, b, e, beta_d, theta_d, reset,  \
+                                          fire););                                             \
 }
 
 FORWARD(lif_forward_f32, float)
@@ -159,7 +147,7 @@ static inline void NAME##_tile(const REAL *mem, const REAL *spk, const REAL *g_s
         BACKWARD_LOOP(REAL, h * EXP(-a * (x < 0 ? -x : x)))                                    \
         break; }                                                                               \
     default:                                                                                   \
-        BACKWARD_LOOP(REAL, (REAL)1)                                                           \
+        BACKWARD_LOOP(REAL, ((void)x, (REAL)1))                                                \
         break;                                                                                 \
     }                                                                                          \
 }                                                                                              \
@@ -174,13 +162,8 @@ CLONES static void NAME##_range(const REAL *mem, const REAL *spk, const REAL *g_
 void NAME(const REAL *mem, const REAL *spk, const REAL *g_spk, const REAL *g_mem, REAL *grad, \
           int64_t T, int64_t N, int chunks, double beta_d, double theta_d, int reset,         \
           int fire, int kind, double alpha_d) {                                               \
-    const int64_t step = chunk_step(N, chunks);                                                \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t b = k * step, e = b + step < N ? b + step : N;                           \
-        if (b < e) NAME##_range(mem, spk, g_spk, g_mem, grad, T, N, b, e, beta_d, theta_d,     \
-                                reset, fire, kind, alpha_d);                                   \
-    }                                                                                          \
+    FOR_CHUNKS(N, if (b < e) NAME##_range(mem, spk, g_spk, g_mem, grad, T, N, b, e, beta_d,   \
+                                          theta_d, reset, fire, kind, alpha_d););              \
 }
 
 BACKWARD(lif_backward_f32, float, expf)

@@ -12,11 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
+#include "fused.h"
+
 
 #define POOL(SUFFIX, REAL)                                                                     \
 static inline __attribute__((always_inline)) void pool_rows_##SUFFIX(                          \
@@ -92,23 +89,13 @@ CLONES static void unpool_range_##SUFFIX(const REAL *g, const uint8_t *idx, REAL
 }                                                                                              \
 void maxpool2_forward_##SUFFIX(const REAL *x, REAL *y, uint8_t *idx, int64_t N, int64_t H,     \
                                int64_t W, int64_t C, int chunks) {                            \
-    const int64_t OH = H / 2, OW = W / 2, rows = N * OH;                                       \
-    const int64_t step = (rows + chunks - 1) / chunks;                                         \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t r0 = k * step, r1 = r0 + step < rows ? r0 + step : rows;                 \
-        if (r0 < r1) pool_range_##SUFFIX(x, y, idx, H, W, C, OH, OW, r0, r1);                  \
-    }                                                                                          \
+    const int64_t OH = H / 2, OW = W / 2;                                                      \
+    FOR_CHUNKS(N * OH, if (b < e) pool_range_##SUFFIX(x, y, idx, H, W, C, OH, OW, b, e););     \
 }                                                                                              \
 void maxpool2_backward_##SUFFIX(const REAL *g, const uint8_t *idx, REAL *dx, int64_t N,        \
                                 int64_t H, int64_t W, int64_t C, int chunks) {                \
-    const int64_t OH = H / 2, OW = W / 2, rows = N * OH;                                       \
-    const int64_t step = (rows + chunks - 1) / chunks;                                         \
-    _Pragma("omp parallel for num_threads(chunks) schedule(static, 1) if(chunks > 1)")        \
-    for (int k = 0; k < chunks; ++k) {                                                         \
-        const int64_t r0 = k * step, r1 = r0 + step < rows ? r0 + step : rows;                 \
-        if (r0 < r1) unpool_range_##SUFFIX(g, idx, dx, H, W, C, OH, OW, r0, r1);               \
-    }                                                                                          \
+    const int64_t OH = H / 2, OW = W / 2;                                                      \
+    FOR_CHUNKS(N * OH, if (b < e) unpool_range_##SUFFIX(g, idx, dx, H, W, C, OH, OW, b, e););  \
 }
 
 POOL(f32, float)
