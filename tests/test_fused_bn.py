@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from models import fused
 from models.norm import TemporalBatchNorm, _row_kernels, _RowBatchNorm, ap2_exact
+from tests.test_shift_bn import _graph_has
 
 pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="no C compiler for the kernel")
 
@@ -144,7 +145,9 @@ def test_module_training_equals_the_torch_path(kind, monkeypatch) -> None:
         memory_format=torch.channels_last).view(3, 6, 4, 5, 5)
     g = torch.randn_like(x)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    a(xa).backward(g)
+    ya = a(xa)
+    assert _graph_has(ya, "_RowBatchNormBackward")  # the kernel ran, not torch twice
+    ya.backward(g)
     with monkeypatch.context() as m:
         m.setattr(fused, "kernels", lambda: None)
         b(xb).backward(g)

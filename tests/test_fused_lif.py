@@ -39,16 +39,32 @@ SPIKE_FNS = [ATan(2.0), Rectangle(0.8), Sigmoid(4.0), FastSigmoid(25.0), Triangl
              PiecewiseExp(2.0), STE()]
 
 
-def _run(current: torch.Tensor, *, use_kernel: bool, monkeypatch, grads, **kw):
-    """(spikes, membrane, dL/dI) of lif_sequence with the kernel on or off."""
+def _spy(fn, name: str, calls: list[str]):
+    def call(*args):
+        calls.append(name)
+        return fn(*args)
+    return call
+
+
+def _run(current: torch.Tensor, *, use_kernel: bool, monkeypatch, grads,
+         kernel_backward: bool = True, **kw):
+    """(spikes, membrane, dL/dI) of lif_sequence with the kernel on or off; with it on, the
+    kernel's forward must have run, and its backward exactly when ``kernel_backward``."""
+    calls: list[str] = []
     with monkeypatch.context() as m:
-        if not use_kernel:
+        if use_kernel:
+            k = fused.kernels()
+            for name in ("forward", "backward"):
+                m.setattr(k, name, _spy(getattr(k, name), name, calls))
+        else:
             m.setattr(fused, "kernels", lambda: None)
         x = current.detach().clone().requires_grad_()
         spk, mem = lif_sequence(x, **kw)
         outs = [o for o, g in zip((spk, mem), grads) if g is not None]
         gs = [g for g in grads if g is not None]
         (grad,) = torch.autograd.grad(outs, x, gs)
+    if use_kernel:
+        assert calls == (["forward", "backward"] if kernel_backward else ["forward"]), calls
     return spk.detach(), mem.detach(), grad
 
 
@@ -153,7 +169,8 @@ def test_unknown_spike_function_keeps_the_torch_backward(monkeypatch) -> None:
     current = _current((5, 2, 9), torch.float64)
     g = torch.randn_like(current)
     kw = dict(beta=0.8, threshold=1.0, reset="subtract", spike_fn=Shifted(2.0))
-    ours = _run(current, use_kernel=True, monkeypatch=monkeypatch, grads=(g, None), **kw)
+    ours = _run(current, use_kernel=True, monkeypatch=monkeypatch, grads=(g, None),
+                kernel_backward=False, **kw)
     ref = _run(current, use_kernel=False, monkeypatch=monkeypatch, grads=(g, None), **kw)
     plain = _run(current, use_kernel=True, monkeypatch=monkeypatch, grads=(g, None),
                  **{**kw, "spike_fn": ATan(2.0)})

@@ -60,6 +60,7 @@ def test_ties_and_nan_follow_torch() -> None:
     x[0, 0, 0, 1] = float("nan")
     x[1, 2, 3, 3] = float("nan")
     x[2, 1, 4, 4] = x[2, 1, 5, 5] = 7.0  # a tie at the maximum, diagonal
+    assert fused.kernels().pools(_cl(x))
     ya, yb, ga, gb = _both(_cl(x))
     assert torch.equal(ya.isnan(), yb.isnan())
     assert torch.equal(ya.nan_to_num(), yb.nan_to_num())
